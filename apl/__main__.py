@@ -1,0 +1,5 @@
+import sys
+
+from apl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,237 @@
+"""`apl`: one subcommand per pipeline stage (argument parsing only), plus tools for users' own images.
+
+Every subcommand takes the config files (`-c/--config`, merged in order) and explicit paths, so a
+stage runs, and is tested, the same with or without Snakemake.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from apl import config as config_module
+from apl.io import write_json
+
+
+def _config(args) -> dict:
+    return config_module.load(args.config)
+
+
+def cmd_demo_data(args):
+    from apl.data.demo import build_demo
+    manifest = build_demo(_config(args), args.out)
+    print(f"demo datasets in {args.out}: {manifest['counts']}")
+
+
+def cmd_download(args):
+    from apl.data.download import check_raw
+    config = _config(args)
+    found = check_raw(config["data"]["raw_dir"])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(args.out, {name: str(path) for name, path in found.items()})
+    print(f"raw datasets in place: {', '.join(found)}")
+
+
+def cmd_prepare(args):
+    from apl.data.prepare import prepare
+    manifest = prepare(_config(args), args.raw, args.out)
+    print(f"prepared datasets in {args.out}: {manifest['counts']}")
+
+
+def cmd_synthesize(args):
+    from apl.data.layout import FOLDERS
+    from apl.data.synthesis import synthesize_dataset
+    config = _config(args)
+    synthesis = config["synthesis"]
+    result = synthesize_dataset(Path(args.datasets) / FOLDERS["fullclear"], args.out, per_image=synthesis["per_image"],
+                                size=config["image_size"], seed=config["seed"], sigma_range=tuple(synthesis["sigma"]),
+                                window=synthesis["window"], blurred_fraction_range=tuple(synthesis["blurred_fraction"]))
+    print(f"synthesized {result['pairs']} defocus pairs from {result['sources']} full-clear images in {args.out}")
+
+
+def cmd_cache(args):
+    from apl.data.cache import build_cache
+    result = build_cache(args.set, args.source, args.out, _config(args))
+    print(f"cached {result['images']} {args.set} images at {result['size']}px in {args.out}")
+
+
+def cmd_train(args):
+    from apl.train.loop import train_stage
+    meta = train_stage(_config(args), args.stage, args.variant, args.cache_dir, args.init, args.out_dir)
+    print(f"trained {meta['variant']}/{meta['stage']}: {meta['epochs']} epochs x {meta['steps_per_epoch']} steps "
+          f"on {meta['device']} in {meta['seconds_this_run']} s")
+
+
+def cmd_evaluate(args):
+    from apl.evaluate import evaluate_stage
+    result = evaluate_stage(_config(args), args.stage, args.variant, args.weights, args.datasets, args.maps)
+    write_json(args.out, result)
+    _print_scores(result)
+
+
+def cmd_baseline(args):
+    from apl.evaluate import evaluate_baseline
+    result = evaluate_baseline(_config(args), args.method, args.datasets, args.maps)
+    write_json(args.out, result)
+    _print_scores(result)
+
+
+def _print_scores(result: dict):
+    for dataset, scores in result["datasets"].items():
+        shown = {k: round(v, 4) for k, v in scores.items() if k in ("fmax", "mae", "fmax_sod", "psnr", "ssim")}
+        print(f"{result['stage']} on {dataset}: {shown}")
+
+
+def cmd_tables(args):
+    from apl.report.tables import write_tables
+    for path in write_tables(_config(args), args.metrics, args.out):
+        print(path)
+
+
+def cmd_figure7(args):
+    from apl.report.figures import figure7
+    for path in figure7(args.metrics, args.out):
+        print(path)
+
+
+def cmd_report(args):
+    from apl.report.report import write_report
+    print(write_report(_config(args), args.config or [config_module.DEFAULT_CONFIG], args.results, args.out))
+
+
+def cmd_eval_detection(args):
+    from apl.metrics.detection import score_detection_dirs
+    result = score_detection_dirs(args.pred, args.gt, args.gt_polarity, args.mae_size)
+    write_json(args.out, result)
+    print(f"F_max {result['fmax']:.4f}  MAE {result['mae']:.4f}  (salient-object convention: "
+          f"F_max {result['fmax_sod']:.4f}  MAE {result['mae_sod']:.4f})  n={result['n_images']} -> {args.out}")
+
+
+def cmd_eval_deblur(args):
+    from apl.metrics.deblurring import score_deblur_dirs
+    result = score_deblur_dirs(args.pred, args.gt, args.size)
+    write_json(args.out, result)
+    print(f"PSNR {result['psnr']:.3f}  SSIM {result['ssim']:.4f}  MAE {result['mae']:.4f}  n={result['n_images']} -> {args.out}")
+
+
+def cmd_models_summary(args):
+    from apl.models import VARIANTS, summarize
+    from apl.models.factory import build
+    from apl.models.summary import format_summary
+    config = _config(args)
+    config["image_size"] = args.size
+    networks = {"G_ws": build("gws", config)}
+    networks.update({f"G_sr ({variant})": build("gsr", config, variant) for variant in VARIANTS})
+    networks["D"] = build("d", config)
+    print(format_summary(summarize(networks, size=args.size)))
+
+
+def cmd_predict(args):
+    from apl.evaluate import Predictor
+    from apl.io import list_images, read_image, write_image
+    config = _config(args)
+    predictor = Predictor(config, args.weights, config["train"]["variant"])
+    images = list_images(args.input) if Path(args.input).is_dir() else {Path(args.input).stem: Path(args.input)}
+    for stem, path in images.items():
+        image = read_image(path)
+        if args.task == "detect":
+            write_image(Path(args.out) / f"{stem}_focus.png", predictor.focus_map(image))
+        else:
+            write_image(Path(args.out) / f"{stem}_deblurred.png", predictor.deblur(image))
+    print(f"{len(images)} image(s) -> {args.out}")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="apl", description=__doc__.splitlines()[0])
+    top.add_argument("-v", "--verbose", action="store_true")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def add(name, func, help_text, config=True):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if config:
+            p.add_argument("-c", "--config", action="append", type=Path, default=None,
+                           help="config file(s), merged in order (default: config/config.yaml)")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("demo-data", cmd_demo_data, "build the embedded demo datasets from scikit-image photographs")
+    p.add_argument("--out", type=Path, required=True)
+    p = add("download", cmd_download, "check (later: download) the paper profile's raw datasets")
+    p.add_argument("--out", type=Path, required=True, help="JSON listing the raw folders found")
+    p = add("prepare", cmd_prepare, "turn raw datasets into the canonical prepared layout")
+    p.add_argument("--raw", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p = add("synthesize", cmd_synthesize, "synthesize Gaussian-defocused pairs from the full-clear images")
+    p.add_argument("--datasets", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p = add("cache", cmd_cache, "decode and resize a training set once (with its blur priors) into .npz")
+    p.add_argument("--set", choices=("train", "fullclear", "synthetic"), required=True)
+    p.add_argument("--source", type=Path, required=True, help="the datasets folder (or the synthetic folder)")
+    p.add_argument("--out", type=Path, required=True)
+    p = add("train", cmd_train, "train one stage of the schedule (resumes after an interruption)")
+    p.add_argument("--stage", required=True)
+    p.add_argument("--variant", default="ufat", help="G_sr variant: ugan | dcgan | cdfgan | ufat")
+    p.add_argument("--cache-dir", type=Path, required=True)
+    p.add_argument("--init", type=Path, default=None, help="weights of the previous stage")
+    p.add_argument("--out-dir", type=Path, required=True)
+    for name, func, text in (("evaluate", cmd_evaluate, "run a trained stage on the test sets and score it"),):
+        p = add(name, func, text)
+        p.add_argument("--stage", required=True)
+        p.add_argument("--variant", default="ufat")
+        p.add_argument("--weights", type=Path, required=True)
+        p.add_argument("--datasets", type=Path, required=True)
+        p.add_argument("--maps", type=Path, required=True, help="folder for the saved maps / images")
+        p.add_argument("--out", type=Path, required=True)
+    p = add("baseline", cmd_baseline, "run a classic defocus detector on the detection test sets and score it")
+    p.add_argument("--method", required=True)
+    p.add_argument("--datasets", type=Path, required=True)
+    p.add_argument("--maps", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p = add("tables", cmd_tables, "build Tables 1-5 (CSV, Markdown, LaTeX) from the metrics files")
+    p.add_argument("--metrics", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p = add("figure7", cmd_figure7, "draw Figure 7 (PR and F-measure curves)", config=False)
+    p.add_argument("--metrics", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p = add("report", cmd_report, "write REPORT.md from the tables, figures and training metadata")
+    p.add_argument("--results", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p = add("eval-detection", cmd_eval_detection, "score a folder of any method's focus maps", config=False)
+    p.add_argument("--pred", type=Path, required=True)
+    p.add_argument("--gt", type=Path, required=True)
+    p.add_argument("--gt-polarity", choices=("focus-white", "blur-white"), required=True,
+                   help="what white means in the GT files (original CUHK masks: blur-white)")
+    p.add_argument("--mae-size", type=int, default=160)
+    p.add_argument("--out", type=Path, required=True)
+    p = add("eval-deblur", cmd_eval_deblur, "score a folder of any method's deblurred images", config=False)
+    p.add_argument("--pred", type=Path, required=True)
+    p.add_argument("--gt", type=Path, required=True)
+    p.add_argument("--size", type=int, default=160)
+    p.add_argument("--out", type=Path, required=True)
+    p = add("models-summary", cmd_models_summary, "parameter counts and forward GFLOPs of every network")
+    p.add_argument("--size", type=int, default=160)
+    p = add("predict", cmd_predict, "defocus maps or deblurred images for your own photos")
+    p.add_argument("--weights", type=Path, required=True, help="a stage's weights.pt (e.g. gsr_O3 holds G_ws and G_sr)")
+    p.add_argument("--input", type=Path, required=True, help="an image or a folder of images")
+    p.add_argument("--task", choices=("detect", "deblur"), default="detect")
+    p.add_argument("--out", type=Path, required=True)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    started = time.perf_counter()
+    try:
+        args.func(args)
+    except (config_module.ConfigError, FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"apl {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    logging.getLogger("apl").info("%s finished in %.1f s", args.command, time.perf_counter() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

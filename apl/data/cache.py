@@ -1,0 +1,77 @@
+"""Training caches: each training set decoded and resized once into one .npz file.
+
+The blur prior B(I) of every training image is computed here, once, and stored beside it, so a
+training step never decodes an image or computes a prior.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from apl.data.layout import FOLDERS
+from apl.io import list_images, read_image, read_mask
+from apl.priors.lbp import blur_prior
+
+CACHE_SETS = ("train", "fullclear", "synthetic")
+
+
+def _prior_at(path: Path, size: int, prior: dict) -> np.ndarray:
+    # The prior is computed at the image's stored resolution (its windows are defined there) and then
+    # resized to the training resolution.
+    image = read_image(path)
+    focus = blur_prior(image, windows=tuple(prior["windows"]), threshold=prior["threshold"], refine=prior["refine"])
+    resized = Image.fromarray(focus.astype(np.float32)).resize((size, size), Image.BILINEAR)
+    return np.clip(np.asarray(resized), 0.0, 1.0).astype(np.float16)
+
+
+def save_npz(path: str | Path, **arrays) -> None:
+    """np.savez to a temp file, then rename: a killed run never leaves a truncated cache."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_cache(which: str, source: str | Path, out_file: str | Path, config: dict, workers: int = 2) -> dict:
+    """Cache `which` (train | fullclear | synthetic) from its folder(s) into `out_file`."""
+    size = config["image_size"]
+    source = Path(source)
+    if which == "synthetic":
+        names = sorted(list_images(source / "blurred"))
+        arrays = {
+            "blurred": np.stack([read_image(source / "blurred" / f"{n}.png", size) for n in names]),
+            "sharp": np.stack([read_image(source / "sharp" / f"{n}.png", size) for n in names]),
+            "masks": np.stack([read_mask(source / "masks" / f"{n}.png", "focus-white", size) for n in names]).astype(np.float16),
+        }
+    elif which in ("train", "fullclear"):
+        files = list_images(source / FOLDERS[which])
+        names = sorted(files)
+        arrays = {"images": np.stack([read_image(files[n], size) for n in names])}
+        if which == "train":
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                priors = list(pool.map(_prior_at, [files[n] for n in names], [size] * len(names),
+                                       [config["prior"]] * len(names), chunksize=8))
+            arrays["priors"] = np.stack(priors)
+    else:
+        raise ValueError(f"unknown cache set {which!r}; use one of {CACHE_SETS}")
+    save_npz(out_file, names=np.array(names), **arrays)
+    return {"set": which, "images": len(names), "size": size}
+
+
+def load_cache(path: str | Path) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"training cache missing: {path}; the rule `cache` makes it")
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}

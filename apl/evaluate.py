@@ -1,0 +1,117 @@
+"""Run a trained stage (or a classic baseline) on the test sets, save its outputs, score them.
+
+Detection stages write focus maps for CUHK and DUT; deblurring stages write composites for DP.
+Scores come from apl.metrics reading the saved files back, exactly as for any other method.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from apl.data.layout import DETECTION_SETS, DP_TARGET, FOLDERS, MASK_FOLDERS, MASK_POLARITY
+from apl.io import list_images, read_image, write_image
+from apl.metrics.deblurring import score_deblur_dirs
+from apl.metrics.detection import score_detection_dirs
+from apl.models.factory import build, configure_torch
+from apl.priors.lbp import blur_prior
+from apl.train import checkpoint, schedule
+
+
+class Predictor:
+    """Loads a stage's weights and turns images (uint8 RGB, any size) into maps / deblurred images."""
+
+    def __init__(self, config: dict, weights: str | Path, variant: str):
+        self.config, self.size = config, config["image_size"]
+        self.device = configure_torch(config)
+        saved = checkpoint.load(weights, made_by="the stage's training rule")
+        self.variant = saved["meta"].get("variant", variant)
+        self.nets = {}
+        for name, state in saved["networks"].items():
+            if name == "d":
+                continue
+            net = build(name, config, self.variant)
+            net.load_state_dict(state)
+            self.nets[name] = net.to(self.device).eval()
+
+    def _tensor(self, image: np.ndarray) -> torch.Tensor:
+        resized = np.asarray(Image.fromarray(image).resize((self.size, self.size), Image.BICUBIC))
+        return torch.from_numpy(resized).permute(2, 0, 1)[None].float().div(255).to(self.device)
+
+    @torch.no_grad()
+    def focus_map(self, image: np.ndarray) -> np.ndarray:
+        """G_ws's map at the working resolution, 1 = in focus."""
+        if "gws" not in self.nets:
+            raise ValueError("these weights hold no defocus detector (G_ws)")
+        return self.nets["gws"](self._tensor(image))[0, 0].float().cpu().numpy()
+
+    @torch.no_grad()
+    def deblur(self, image: np.ndarray, prior_config: dict | None = None) -> np.ndarray:
+        """The composite R * (1 - M) + I * M at the working resolution, uint8 RGB.
+
+        M comes from the G_ws saved with these weights; weights without one (pretraining) use the
+        blur prior B(I), and U-GAN ignores M.
+        """
+        if "gsr" not in self.nets:
+            raise ValueError("these weights hold no deblurring generator (G_sr)")
+        x = self._tensor(image)
+        if "gws" in self.nets:
+            focus = self.nets["gws"](x)
+        elif self.variant == "ugan":
+            focus = None
+        else:
+            prior = prior_config or self.config["prior"]
+            focus_np = blur_prior(image, windows=tuple(prior["windows"]), threshold=prior["threshold"], refine=prior["refine"])
+            focus_np = np.asarray(Image.fromarray(focus_np.astype(np.float32)).resize((self.size, self.size), Image.BILINEAR))
+            focus = torch.from_numpy(np.clip(focus_np, 0, 1))[None, None].float().to(self.device)
+        out = self.nets["gsr"](x, focus)["out"][0].clamp(0, 1)
+        return (out.permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)
+
+
+def _timed_maps(method, images: dict[str, Path], out_dir: Path) -> float:
+    """Apply `method` to every image, write the results, return the mean seconds per image."""
+    seconds = 0.0
+    for stem, path in images.items():
+        image = read_image(path)
+        start = time.perf_counter()
+        result = method(image)
+        seconds += time.perf_counter() - start
+        write_image(out_dir / f"{stem}.png", result)
+    return seconds / len(images)
+
+
+def score_detection_method(method, datasets: Path, maps_dir: Path, mae_size: int) -> dict:
+    results, timings = {}, []
+    for folder, name in DETECTION_SETS.items():
+        timings.append(_timed_maps(method, list_images(datasets / FOLDERS[folder]), maps_dir / folder))
+        results[name] = score_detection_dirs(maps_dir / folder, datasets / MASK_FOLDERS[folder], MASK_POLARITY, mae_size)
+    return {"task": "detection", "datasets": results, "seconds_per_image": float(np.mean(timings))}
+
+
+def evaluate_stage(config: dict, stage: str, variant: str, weights, datasets, maps_dir) -> dict:
+    datasets, maps_dir = Path(datasets), Path(maps_dir)
+    info = schedule.get(stage)
+    predictor = Predictor(config, weights, schedule.gsr_variant(stage, variant))
+    size = config["evaluation"]["size"]
+    if info.task == "detection":
+        result = score_detection_method(predictor.focus_map, datasets, maps_dir, size)
+    else:
+        seconds = _timed_maps(predictor.deblur, list_images(datasets / FOLDERS["dp"]), maps_dir / "dp")
+        result = {"task": "deblurring", "datasets": {"DP": score_deblur_dirs(maps_dir / "dp", datasets / DP_TARGET, size)},
+                  "seconds_per_image": seconds}
+    result.update({"stage": stage, "variant": predictor.variant, "weights": str(weights), "device": str(predictor.device),
+                   "image_size": config["image_size"]})
+    return result
+
+
+def evaluate_baseline(config: dict, method: str, datasets, maps_dir) -> dict:
+    """Classic detectors of Table 4 run on the same test sets with the same protocol."""
+    from apl.baselines import METHODS
+    if method not in METHODS:
+        raise ValueError(f"unknown baseline {method!r}; available: {', '.join(METHODS)}")
+    result = score_detection_method(METHODS[method](config), Path(datasets), Path(maps_dir), config["evaluation"]["size"])
+    result.update({"stage": method, "variant": "baseline", "device": "cpu"})
+    return result

@@ -1,0 +1,39 @@
+"""Build the three networks from the config's `models` section (paper scale by default)."""
+from __future__ import annotations
+
+import torch
+
+from apl.models.deblurrer import SelfReferencedDeblurrer
+from apl.models.detector import DefocusDetector
+from apl.models.discriminator import Discriminator
+
+
+def build(name: str, config: dict, variant: str = "ufat") -> torch.nn.Module:
+    models = config["models"]
+    if name == "gws":
+        return DefocusDetector(width=models["gws"]["width"], pretrained=models["gws"]["pretrained"])
+    if name == "gsr":
+        return SelfReferencedDeblurrer(variant=variant, width=models["gsr"]["width"],
+                                       stages=tuple(models["gsr"]["stages"]))
+    if name == "d":
+        d = models["discriminator"]
+        return Discriminator(width=d["width"], kind=d["kind"], image_size=config["image_size"], fc_width=d["fc_width"])
+    raise ValueError(f"unknown network {name!r}; use gws, gsr or d")
+
+
+def configure_torch(config: dict) -> torch.device:
+    """Apply the config's thread count and return the device every stage runs on."""
+    threads = config["train"]["num_threads"]
+    if threads:
+        # Small networks on a shared CPU: more threads than cores makes OpenMP spin and slows tiny ops 100x.
+        torch.set_num_threads(threads)
+    return pick_device(config["device"])
+
+
+def pick_device(setting: str) -> torch.device:
+    """`auto` takes CUDA when present, else the CPU; an explicit CUDA request without CUDA is an error."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"config key 'device' asks for {setting!r} but no CUDA device is available; use auto or cpu")
+    return torch.device(setting)

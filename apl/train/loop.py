@@ -1,0 +1,258 @@
+"""One training stage: pretraining, an adversarial phase, or a single-task baseline.
+
+Resumable: after every epoch the resume state (networks, optimisers, losses so far, RNG state) is
+saved atomically; a rerun continues from the last finished epoch and ends with the same weights as
+an uninterrupted run on CPU, because each epoch's data order is derived from (seed, stage, epoch).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from apl.data.cache import load_cache
+from apl.models.factory import build, configure_torch
+from apl.train import checkpoint, schedule
+
+log = logging.getLogger("apl.train")
+RESUME = "resume.pt"
+WEIGHTS = "weights.pt"
+LOSSES = "losses.csv"
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+def stable_seed(*parts) -> int:
+    """A seed from names and numbers that is the same in every process (unlike hash())."""
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+def make_optimizer(params, settings: dict) -> torch.optim.Optimizer:
+    if settings["name"] == "adam":
+        return torch.optim.Adam(params, lr=settings["lr"], betas=(settings["momentum"], settings["beta2"]))
+    return torch.optim.SGD(params, lr=settings["lr"], momentum=settings["momentum"])
+
+
+def adversarial(logits: torch.Tensor, real: bool) -> torch.Tensor:
+    """BCE GAN loss (Eq. 6) on D's raw logits."""
+    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+    return F.binary_cross_entropy_with_logits(logits.float(), target)
+
+
+def to_float(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW in [0,1]."""
+    return batch.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class StageTrainer:
+    def __init__(self, config: dict, stage: str, variant: str, cache_dir: str | Path,
+                 init: str | Path | None, out_dir: str | Path):
+        self.config, self.train_cfg = config, config["train"]
+        self.stage = schedule.get(stage)
+        self.variant = schedule.gsr_variant(stage, variant)
+        self.out_dir = Path(out_dir)
+        self.device = configure_torch(config)
+        self.cuda = self.device.type == "cuda"
+        if self.cuda:
+            torch.backends.cudnn.benchmark = self.train_cfg["cudnn_benchmark"]
+        torch.manual_seed(stable_seed(config["seed"], self.variant, stage, "init"))
+        self.nets = {name: build(name, config, self.variant) for name in self.stage.networks}
+        if init is not None:
+            self._load_init(Path(init))
+        memory = torch.channels_last if (self.cuda and self.train_cfg["channels_last"]) else torch.contiguous_format
+        for name, net in self.nets.items():
+            net.to(self.device, memory_format=memory)
+            trained = name in self.stage.trained
+            net.train(trained)
+            net.requires_grad_(trained)
+        self.optimizers = {name: make_optimizer(self.nets[name].parameters(), self.train_cfg["optimizer"])
+                           for name in self.stage.trained}
+        self._load_data(Path(cache_dir))
+        self.epochs = self.train_cfg["epochs"][self.stage.epochs_key]
+        n = len(self.inputs)
+        self.steps = self.train_cfg["steps_per_epoch"] or max(1, n // self.train_cfg["batch_size"])
+
+    # -- setup -------------------------------------------------------------------------------
+    def _load_init(self, path: Path) -> None:
+        saved = checkpoint.load(path, made_by="the previous stage's training rule")["networks"]
+        for name, net in self.nets.items():
+            if name in saved:
+                net.load_state_dict(saved[name])
+            elif name not in self.stage.trained:
+                raise TrainingError(f"{path} holds no '{name}' network, which stage {self.stage.name} needs frozen")
+
+    def _load_data(self, cache_dir: Path) -> None:
+        on = self.device
+        if self.stage.kind == "pretrain":
+            synthetic = load_cache(cache_dir / "synthetic.npz")
+            self.inputs = torch.from_numpy(synthetic["blurred"]).to(on)
+            self.targets = torch.from_numpy(synthetic["sharp"]).to(on)
+            self.masks = torch.from_numpy(synthetic["masks"].astype(np.float32)).unsqueeze(1).to(on)
+            return
+        train = load_cache(cache_dir / "train.npz")
+        self.inputs = torch.from_numpy(train["images"]).to(on)
+        self.priors = torch.from_numpy(train["priors"].astype(np.float32)).unsqueeze(1).to(on)
+        if "d" in self.nets:
+            self.fullclear = torch.from_numpy(load_cache(cache_dir / "fullclear.npz")["images"]).to(on)
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda and self.train_cfg["bf16"])
+
+    def _prep(self, batch: torch.Tensor) -> torch.Tensor:
+        x = to_float(batch)
+        if self.cuda and self.train_cfg["channels_last"]:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    # -- one step ----------------------------------------------------------------------------
+    def _step(self, index: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
+        nets, kind = self.nets, self.stage.kind
+        image = self._prep(self.inputs[index])
+        losses: dict[str, torch.Tensor] = {}
+        with self._autocast():
+            if kind == "pretrain":
+                out = nets["gsr"](image, self.masks[index])["out"]
+                target = self._prep(self.targets[index])
+                distance = F.l1_loss if self.train_cfg["pretrain_loss"] == "l1" else F.mse_loss
+                losses["g_total"] = losses["pixel"] = distance(out.float(), target)
+                self._update("gsr", losses["g_total"])
+                return {k: v.item() for k, v in losses.items()}
+            if kind == "single_gws":
+                focus = nets["gws"](image)
+                losses["g_total"] = losses["prior"] = F.l1_loss(focus.float(), self.priors[index])
+                self._update("gws", losses["g_total"])
+                return {k: v.item() for k, v in losses.items()}
+
+            generator_name = "gws" if kind == "gws" else "gsr"
+            if "gws" in nets:
+                if kind == "gws":
+                    focus = nets["gws"](image)
+                else:
+                    with torch.no_grad():
+                        focus = nets["gws"](image)
+                out = nets["gsr"](image, focus)["out"]
+            else:  # single_gsr: U-GAN, no detection map
+                focus = None
+                out = nets["gsr"](image, None)["out"]
+            # D: full-clear images are real, composites are fake (Eq. 6), D loss = 0.5 (real + fake).
+            real_index = torch.randint(len(self.fullclear), (len(index),), generator=generator).to(self.device)
+            real = self._prep(self.fullclear[real_index])
+            losses["d"] = 0.5 * (adversarial(nets["d"](real), True) + adversarial(nets["d"](out.detach()), False))
+            self._update("d", losses["d"])
+            # The generator of this phase tries to make D call its composite real.
+            nets["d"].requires_grad_(False)
+            losses["adv"] = adversarial(nets["d"](out), True)
+            nets["d"].requires_grad_(True)
+            total = losses["adv"]
+            if kind == "gws":
+                losses["prior"] = F.l1_loss(focus.float(), self.priors[index])
+                total = total + self.train_cfg["prior_weight"] * losses["prior"]
+            losses["g_total"] = total
+        self._update(generator_name, total)
+        return {k: v.item() for k, v in losses.items()}
+
+    def _update(self, name: str, loss: torch.Tensor) -> None:
+        self._check_finite(loss, name)
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def _check_finite(self, loss: torch.Tensor, name: str) -> None:
+        if not torch.isfinite(loss).item():
+            raise TrainingError(
+                f"stage {self.stage.name} ({self.variant}) epoch {self.epoch + 1} step {self.step_in_epoch + 1}: "
+                f"{name} loss is {loss.item()}; stopped. The last good checkpoint is {self.out_dir / RESUME} "
+                f"(epoch {self.epoch}); lower train.optimizer.lr or check the input data")
+
+    # -- resume state ------------------------------------------------------------------------
+    def _state(self, epoch: int, rows: list[dict]) -> dict:
+        return {"stage": self.stage.name, "variant": self.variant, "config": self.config, "epoch": epoch,
+                "networks": {k: v.state_dict() for k, v in self.nets.items()},
+                "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+                "losses": rows, "torch_rng": torch.get_rng_state()}
+
+    def _resume(self) -> tuple[int, list[dict]]:
+        path = self.out_dir / RESUME
+        if not path.exists():
+            return 0, []
+        state = checkpoint.load(path)
+        if (state["stage"], state["variant"], state["config"]) != (self.stage.name, self.variant, self.config):
+            log.warning("%s was written with another stage or config; starting this stage afresh", path)
+            return 0, []
+        for name, net in self.nets.items():
+            net.load_state_dict(state["networks"][name])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resuming %s (%s) after epoch %d of %d", self.stage.name, self.variant, state["epoch"], self.epochs)
+        return state["epoch"], state["losses"]
+
+    # -- the run -----------------------------------------------------------------------------
+    def run(self) -> dict:
+        started = time.perf_counter()
+        first_epoch, rows = self._resume()
+        self.epoch, self.step_in_epoch = first_epoch, 0
+        total_steps = self.epochs * self.steps
+        bar = tqdm(total=total_steps, initial=first_epoch * self.steps, desc=f"{self.variant}/{self.stage.name}",
+                   unit="step", dynamic_ncols=True, mininterval=1.0)
+        for epoch in range(first_epoch, self.epochs):
+            self.epoch = epoch
+            generator = torch.Generator().manual_seed(stable_seed(self.config["seed"], self.variant, self.stage.name, epoch))
+            order = torch.randperm(len(self.inputs), generator=generator)
+            batch = self.train_cfg["batch_size"]
+            epoch_start = time.perf_counter()
+            for step in range(self.steps):
+                self.step_in_epoch = step
+                index = order[(torch.arange(batch) + step * batch) % len(order)].to(self.device)
+                values = self._step(index, generator)
+                rows.append({"epoch": epoch + 1, "step": step + 1, **{k: round(v, 6) for k, v in values.items()}})
+                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
+                bar.update()
+                if epoch == first_epoch and step == min(4, self.steps - 1):
+                    self._warn_if_slow((time.perf_counter() - epoch_start) / (step + 1), total_steps)
+            checkpoint.atomic_save(self._state(epoch + 1, rows), self.out_dir / RESUME)
+            write_losses(self.out_dir / LOSSES, rows)
+        bar.close()
+        meta = {"stage": self.stage.name, "variant": self.variant, "epochs": self.epochs,
+                "steps_per_epoch": self.steps, "device": str(self.device),
+                "seconds_this_run": round(time.perf_counter() - started, 2)}
+        checkpoint.save_weights(self.out_dir / WEIGHTS, self.nets, meta)
+        write_losses(self.out_dir / LOSSES, rows)
+        (self.out_dir / RESUME).unlink(missing_ok=True)
+        return meta
+
+    def _warn_if_slow(self, seconds_per_step: float, total_steps: int) -> None:
+        estimate = seconds_per_step * total_steps
+        if self.device.type == "cpu" and estimate > 3600:
+            log.warning("stage %s on CPU: about %.1f s per step, %.1f hours for this stage (measured). The paper "
+                        "profile needs a GPU; on a CPU try `--configfile config/demo.yaml`.",
+                        self.stage.name, seconds_per_step, estimate / 3600)
+
+
+def write_losses(path: Path, rows: list[dict]) -> None:
+    """Per-iteration losses as CSV, rewritten whole (atomically) after every epoch."""
+    if not rows:
+        return
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(buffer.getvalue())
+    tmp.replace(path)
+
+
+def train_stage(config: dict, stage: str, variant: str, cache_dir, init, out_dir) -> dict:
+    return StageTrainer(config, stage, variant, cache_dir, init, out_dir).run()

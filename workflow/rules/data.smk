@@ -1,0 +1,72 @@
+# Data: raw datasets (paper) or the embedded demo -> canonical datasets -> synthetic pairs -> caches.
+
+if config["data"]["source"] == "demo":
+
+    rule demo_data:
+        output:
+            directory(f"{DATA}/datasets"),
+        params:
+            demo=config["data"]["demo"],
+            size=config["image_size"],
+            seed=config["seed"],
+        log:
+            f"{RESULTS}/logs/demo_data.log",
+        shell:
+            "{APL} demo-data {CFG} --out {output} > {log} 2>&1"
+
+else:
+
+    rule download:
+        output:
+            f"{DATA}/raw.json",
+        params:
+            raw=config["data"]["raw_dir"],
+        log:
+            f"{RESULTS}/logs/download.log",
+        shell:
+            "{APL} download {CFG} --out {output} > {log} 2>&1"
+
+    rule prepare:
+        input:
+            f"{DATA}/raw.json",
+        output:
+            directory(f"{DATA}/datasets"),
+        params:
+            raw=config["data"]["raw_dir"],
+            counts=config["data"]["expected_counts"],
+            allow_subset=config["data"]["allow_subset"],
+        log:
+            f"{RESULTS}/logs/prepare.log",
+        shell:
+            "{APL} prepare {CFG} --raw {params.raw} --out {output} > {log} 2>&1"
+
+
+rule synthesize:
+    input:
+        f"{DATA}/datasets",
+    output:
+        directory(f"{DATA}/synthetic"),
+    params:
+        synthesis=config["synthesis"],
+        size=config["image_size"],
+        seed=config["seed"],
+    log:
+        f"{RESULTS}/logs/synthesize.log",
+    shell:
+        "{APL} synthesize {CFG} --datasets {input} --out {output} > {log} 2>&1"
+
+
+rule cache:
+    input:
+        lambda wildcards: f"{DATA}/synthetic" if wildcards.set == "synthetic" else f"{DATA}/datasets",
+    output:
+        f"{DATA}/cache/{{set}}.npz",
+    wildcard_constraints:
+        set="train|fullclear|synthetic",
+    params:
+        size=config["image_size"],
+        prior=lambda wildcards: config["prior"] if wildcards.set == "train" else None,
+    log:
+        f"{RESULTS}/logs/cache_{{set}}.log",
+    shell:
+        "{APL} cache {CFG} --set {wildcards.set} --source {input} --out {output} > {log} 2>&1"

@@ -1,0 +1,35 @@
+# Evaluation: every stage's outputs are saved, then scored by apl.metrics (authors' protocol).
+
+
+rule evaluate:
+    input:
+        weights=weights_file("{run}", "{stage}"),
+        datasets=f"{DATA}/datasets",
+    output:
+        metrics=metrics_file("{run}", "{stage}"),
+        maps=directory(f"{RESULTS}/maps/{{run}}/{{stage}}"),
+    params:
+        size=config["evaluation"],
+    log:
+        f"{RESULTS}/logs/{{run}}/evaluate_{{stage}}.log",
+    shell:
+        "{APL} evaluate {CFG} --stage {wildcards.stage} --variant {wildcards.run} --weights {input.weights} "
+        "--datasets {input.datasets} --maps {output.maps} --out {output.metrics} > {log} 2>&1"
+
+
+rule evaluate_baseline:
+    input:
+        datasets=f"{DATA}/datasets",
+    output:
+        metrics=metrics_file("baselines", "{method}"),
+        maps=directory(f"{RESULTS}/maps/baselines/{{method}}"),
+    wildcard_constraints:
+        method="lbp",
+    params:
+        prior=config["prior"],
+        size=config["evaluation"],
+    log:
+        f"{RESULTS}/logs/baselines/{{method}}.log",
+    shell:
+        "{APL} baseline {CFG} --method {wildcards.method} --datasets {input.datasets} --maps {output.maps} "
+        "--out {output.metrics} > {log} 2>&1"
