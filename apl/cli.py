@@ -60,7 +60,7 @@ def cmd_cache(args):
 def cmd_train(args):
     from apl.train.loop import train_stage
     meta = train_stage(_config(args), args.stage, args.variant, args.cache_dir, args.init, args.out_dir)
-    print(f"trained {meta['variant']}/{meta['stage']}: {meta['epochs']} epochs x {meta['steps_per_epoch']} steps "
+    print(f"trained {meta['run']}: {meta['epochs']} epochs x {meta['steps_per_epoch']} steps "
           f"on {meta['device']} in {meta['seconds_this_run']} s")
 
 

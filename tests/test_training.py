@@ -33,7 +33,8 @@ def assert_same_weights(a, b):
 @pytest.fixture(scope="module")
 def longer_config(tmp_path_factory):
     files = write_override(tmp_path_factory.mktemp("cfg") / "longer.yaml",
-                           {"train": {"epochs": {"pretrain": 6, "phase": 2, "single": 6}, "batch_size": 2}})
+                           {"train": {"epochs": {"pretrain": 6, "phase": 2, "single": 20}, "batch_size": 2,
+                                      "optimizer": {"lr": 5.0e-3}}})
     return files, config_module.load(files)
 
 
@@ -42,7 +43,7 @@ def test_prior_loss_falls_for_single_gws(tiny_data, tmp_path, longer_config):
     run_stage(config, "single_gws", tiny_data, tmp_path)
     losses = pd.read_csv(tmp_path / "losses.csv")
     per_epoch = losses.groupby("epoch")["prior"].mean()
-    assert len(per_epoch) == 6
+    assert len(per_epoch) == 20
     assert per_epoch.iloc[-1] < 0.8 * per_epoch.iloc[0]
 
 
@@ -61,8 +62,8 @@ def test_alternation_chain_and_frozen_networks(tiny_data, tmp_path, test_config)
     assert set(ws) == {"gws", "gsr", "d"}
     assert_same_weights({"gsr": pre["gsr"]}, {"gsr": ws["gsr"]})        # G_sr frozen while G_ws trains
     assert_same_weights({"gws": ws["gws"]}, {"gws": sr["gws"]})         # G_ws frozen while G_sr trains
-    assert not torch.equal(ws["d"]["head.0.weight" if "head.0.weight" in ws["d"] else next(iter(ws["d"]))],
-                           sr["d"]["head.0.weight" if "head.0.weight" in sr["d"] else next(iter(sr["d"]))])
+    # D keeps learning in both phases
+    assert any(not torch.equal(ws["d"][key], sr["d"][key]) for key in ws["d"] if ws["d"][key].is_floating_point())
     columns = set(pd.read_csv(tmp_path / "gws_O1" / "losses.csv").columns)
     assert {"d", "adv", "prior", "g_total"} <= columns
 
@@ -82,7 +83,7 @@ def test_nan_loss_stops_with_phase_epoch_and_step(tiny_data, tmp_path, test_conf
     import copy
     config = copy.deepcopy(test_config)
     config["train"]["optimizer"]["lr"] = float("inf")
-    with pytest.raises(TrainingError, match=r"stage single_gws .* epoch 1 step"):
+    with pytest.raises(TrainingError, match=r"stage single/single_gws epoch 1 step"):
         run_stage(config, "single_gws", tiny_data, tmp_path)
     assert not (tmp_path / "weights.pt").exists()
 

@@ -60,6 +60,7 @@ class StageTrainer:
         self.config, self.train_cfg = config, config["train"]
         self.stage = schedule.get(stage)
         self.variant = schedule.gsr_variant(stage, variant)
+        self.label = f"{schedule.run_variant(stage, variant)}/{stage}"   # the run folder, for messages
         self.out_dir = Path(out_dir)
         self.device = configure_torch(config)
         self.cuda = self.device.type == "cuda"
@@ -171,7 +172,7 @@ class StageTrainer:
     def _check_finite(self, loss: torch.Tensor, name: str) -> None:
         if not torch.isfinite(loss).item():
             raise TrainingError(
-                f"stage {self.stage.name} ({self.variant}) epoch {self.epoch + 1} step {self.step_in_epoch + 1}: "
+                f"stage {self.label} epoch {self.epoch + 1} step {self.step_in_epoch + 1}: "
                 f"{name} loss is {loss.item()}; stopped. The last good checkpoint is {self.out_dir / RESUME} "
                 f"(epoch {self.epoch}); lower train.optimizer.lr or check the input data")
 
@@ -195,7 +196,7 @@ class StageTrainer:
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
         torch.set_rng_state(state["torch_rng"])
-        log.info("resuming %s (%s) after epoch %d of %d", self.stage.name, self.variant, state["epoch"], self.epochs)
+        log.info("resuming %s after epoch %d of %d", self.label, state["epoch"], self.epochs)
         return state["epoch"], state["losses"]
 
     # -- the run -----------------------------------------------------------------------------
@@ -204,7 +205,7 @@ class StageTrainer:
         first_epoch, rows = self._resume()
         self.epoch, self.step_in_epoch = first_epoch, 0
         total_steps = self.epochs * self.steps
-        bar = tqdm(total=total_steps, initial=first_epoch * self.steps, desc=f"{self.variant}/{self.stage.name}",
+        bar = tqdm(total=total_steps, initial=first_epoch * self.steps, desc=self.label,
                    unit="step", dynamic_ncols=True, mininterval=1.0)
         for epoch in range(first_epoch, self.epochs):
             self.epoch = epoch
@@ -224,7 +225,7 @@ class StageTrainer:
             checkpoint.atomic_save(self._state(epoch + 1, rows), self.out_dir / RESUME)
             write_losses(self.out_dir / LOSSES, rows)
         bar.close()
-        meta = {"stage": self.stage.name, "variant": self.variant, "epochs": self.epochs,
+        meta = {"stage": self.stage.name, "variant": self.variant, "run": self.label, "epochs": self.epochs,
                 "steps_per_epoch": self.steps, "device": str(self.device),
                 "seconds_this_run": round(time.perf_counter() - started, 2)}
         checkpoint.save_weights(self.out_dir / WEIGHTS, self.nets, meta)
@@ -237,7 +238,7 @@ class StageTrainer:
         if self.device.type == "cpu" and estimate > 3600:
             log.warning("stage %s on CPU: about %.1f s per step, %.1f hours for this stage (measured). The paper "
                         "profile needs a GPU; on a CPU try `--configfile config/demo.yaml`.",
-                        self.stage.name, seconds_per_step, estimate / 3600)
+                        self.label, seconds_per_step, estimate / 3600)
 
 
 def write_losses(path: Path, rows: list[dict]) -> None:

@@ -1,8 +1,11 @@
-# Helpers shared by the rules: paths and the config sections each stage depends on.
+# Helpers shared by the rules: paths, the one way a rule calls apl, the config sections stages depend on.
 from apl.report.tables import required_metrics
 
 VARIANT_PATTERN = "|".join(["ugan", "dcgan", "cdfgan", "ufat"])
 RUN_PATTERN = f"{VARIANT_PATTERN}|{schedule.SINGLE}"
+CONDA_ENV = os.path.join(workflow.basedir, "environment.yml")
+CACHE = f"{DATA}/cache"
+TABLE_FILES = [f"{RESULTS}/tables/table{n}.{ext}" for n in (1, 2, 3, 4, 5) for ext in ("csv", "md", "tex")]
 
 
 wildcard_constraints:
@@ -12,8 +15,18 @@ wildcard_constraints:
     stage="|".join(schedule.STAGES),
 
 
+def apl(command, arguments, with_config=True):
+    """A rule's shell command: the apl CLI (with this profile's config files), logged to {log}."""
+    config_flags = f" {CFG}" if with_config else ""
+    return f"{APL} {command}{config_flags} {arguments} > {{log}} 2>&1"
+
+
 def weights_file(run, stage):
     return f"{RESULTS}/runs/{run}/{stage}/weights.pt"
+
+
+def losses_file(run, stage):
+    return f"{RESULTS}/runs/{run}/{stage}/losses.csv"
 
 
 def metrics_file(run, stage):
@@ -31,4 +44,21 @@ def train_settings(wildcards):
     return {key: config[key] for key in ("seed", "image_size", "models", "train")}
 
 
-TABLE_FILES = [f"{RESULTS}/tables/table{n}.{ext}" for n in (1, 2, 3, 4, 5) for ext in ("csv", "md", "tex")]
+def train_params(stage_of, run_of):
+    """params shared by the training rules: the stage, its run folder, the init flag, the settings."""
+    return dict(
+        stage=stage_of,
+        variant=run_of,
+        cache_dir=lambda wildcards, input: os.path.dirname(input[0]),   # the caches come first
+        out_dir=lambda wildcards: f"{RESULTS}/runs/{run_of(wildcards)}/{stage_of(wildcards)}",
+        init=lambda wildcards, input: f"--init {input.init}" if input.get("init") else "",
+        settings=train_settings,
+    )
+
+
+# One command for every training rule; the rules differ only in stage, run folder and inputs.
+TRAIN = apl(
+    "train",
+    "--stage {params.stage} --variant {params.variant} --cache-dir {params.cache_dir} {params.init} "
+    "--out-dir {params.out_dir}",
+)

@@ -11,8 +11,10 @@ if config["data"]["source"] == "demo":
             seed=config["seed"],
         log:
             f"{RESULTS}/logs/demo_data.log",
+        conda:
+            CONDA_ENV
         shell:
-            "{APL} demo-data {CFG} --out {output} > {log} 2>&1"
+            apl("demo-data", "--out {output}")
 
 else:
 
@@ -23,8 +25,10 @@ else:
             raw=config["data"]["raw_dir"],
         log:
             f"{RESULTS}/logs/download.log",
+        conda:
+            CONDA_ENV
         shell:
-            "{APL} download {CFG} --out {output} > {log} 2>&1"
+            apl("download", "--out {output}")
 
     rule prepare:
         input:
@@ -37,8 +41,10 @@ else:
             allow_subset=config["data"]["allow_subset"],
         log:
             f"{RESULTS}/logs/prepare.log",
+        conda:
+            CONDA_ENV
         shell:
-            "{APL} prepare {CFG} --raw {params.raw} --out {output} > {log} 2>&1"
+            apl("prepare", "--raw {params.raw} --out {output}")
 
 
 rule synthesize:
@@ -52,8 +58,10 @@ rule synthesize:
         seed=config["seed"],
     log:
         f"{RESULTS}/logs/synthesize.log",
+    conda:
+        CONDA_ENV
     shell:
-        "{APL} synthesize {CFG} --datasets {input} --out {output} > {log} 2>&1"
+        apl("synthesize", "--datasets {input} --out {output}")
 
 
 rule cache:
@@ -68,5 +76,7 @@ rule cache:
         prior=lambda wildcards: config["prior"] if wildcards.set == "train" else None,
     log:
         f"{RESULTS}/logs/cache_{{set}}.log",
+    conda:
+        CONDA_ENV
     shell:
-        "{APL} cache {CFG} --set {wildcards.set} --source {input} --out {output} > {log} 2>&1"
+        apl("cache", "--set {wildcards.set} --source {input} --out {output}")

@@ -9,12 +9,17 @@ rule evaluate:
         metrics=metrics_file("{run}", "{stage}"),
         maps=directory(f"{RESULTS}/maps/{{run}}/{{stage}}"),
     params:
-        size=config["evaluation"],
+        evaluation=config["evaluation"],
     log:
         f"{RESULTS}/logs/{{run}}/evaluate_{{stage}}.log",
+    conda:
+        CONDA_ENV
     shell:
-        "{APL} evaluate {CFG} --stage {wildcards.stage} --variant {wildcards.run} --weights {input.weights} "
-        "--datasets {input.datasets} --maps {output.maps} --out {output.metrics} > {log} 2>&1"
+        apl(
+            "evaluate",
+            "--stage {wildcards.stage} --variant {wildcards.run} --weights {input.weights} "
+            "--datasets {input.datasets} --maps {output.maps} --out {output.metrics}",
+        )
 
 
 rule evaluate_baseline:
@@ -27,9 +32,13 @@ rule evaluate_baseline:
         method="lbp",
     params:
         prior=config["prior"],
-        size=config["evaluation"],
+        evaluation=config["evaluation"],
     log:
         f"{RESULTS}/logs/baselines/{{method}}.log",
+    conda:
+        CONDA_ENV
     shell:
-        "{APL} baseline {CFG} --method {wildcards.method} --datasets {input.datasets} --maps {output.maps} "
-        "--out {output.metrics} > {log} 2>&1"
+        apl(
+            "baseline",
+            "--method {wildcards.method} --datasets {input.datasets} --maps {output.maps} --out {output.metrics}",
+        )

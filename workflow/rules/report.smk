@@ -1,7 +1,9 @@
 # Tables 1-5, Figure 7 and the report, built only from results files.
-DETECTION_CURVES = [metrics_file(schedule.SINGLE, "single_gws")] + [
-    metrics_file(MAIN, f"gws_O{n}") for n in schedule.ROUNDS
-] + [metrics_file("baselines", "lbp")]
+DETECTION_CURVES = (
+    [metrics_file(schedule.SINGLE, "single_gws")]
+    + [metrics_file(MAIN, f"gws_O{n}") for n in schedule.ROUNDS]
+    + [metrics_file("baselines", "lbp")]
+)
 
 
 rule tables:
@@ -10,11 +12,15 @@ rule tables:
     output:
         TABLE_FILES,
     params:
-        variants=config["train"],
+        metrics=lambda wildcards, input: os.path.dirname(os.path.dirname(input[0])),   # metrics/<run>/<stage>.json
+        out=lambda wildcards, output: os.path.dirname(output[0]),
+        train=config["train"],
     log:
         f"{RESULTS}/logs/tables.log",
+    conda:
+        CONDA_ENV
     shell:
-        "{APL} tables {CFG} --metrics {RESULTS}/metrics --out {RESULTS}/tables > {log} 2>&1"
+        apl("tables", "--metrics {params.metrics} --out {params.out}")
 
 
 rule figure7:
@@ -25,8 +31,10 @@ rule figure7:
         pdf=f"{RESULTS}/figures/figure7.pdf",
     log:
         f"{RESULTS}/logs/figure7.log",
+    conda:
+        CONDA_ENV
     shell:
-        "{APL} figure7 --metrics {input} --out {output.png} > {log} 2>&1"
+        apl("figure7", "--metrics {input} --out {output.png}", with_config=False)
 
 
 rule report:
@@ -35,7 +43,11 @@ rule report:
         figure=f"{RESULTS}/figures/figure7.png",
     output:
         f"{RESULTS}/REPORT.md",
+    params:
+        results=lambda wildcards, output: os.path.dirname(output[0]),
     log:
         f"{RESULTS}/logs/report.log",
+    conda:
+        CONDA_ENV
     shell:
-        "{APL} report {CFG} --results {RESULTS} --out {output} > {log} 2>&1"
+        apl("report", "--results {params.results} --out {output}")

@@ -1,0 +1,100 @@
+"""The whole DAG through Snakemake on the smallest profile: every table cell comes from this run."""
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A copy of the workflow and configs; the installed apl package does the work."""
+    work = tmp_path_factory.mktemp("pipeline")
+    shutil.copy(ROOT / "Snakefile", work / "Snakefile")
+    shutil.copytree(ROOT / "workflow", work / "workflow", symlinks=False)
+    shutil.copytree(ROOT / "config", work / "config")
+    shutil.copy(ROOT / "environment.yml", work / "environment.yml")
+    return work
+
+
+def snakemake(workdir, *args, check=True):
+    return subprocess.run([*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, check=check)
+
+
+@pytest.fixture(scope="module")
+def finished(workdir):
+    result = snakemake(workdir, "--cores", "2", "--configfile", "config/test.yaml", check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir / "results" / "test"
+
+
+def test_every_reproduced_cell_is_a_number_from_this_run(finished):
+    tables = [pd.read_csv(finished / "tables" / f"table{n}.csv") for n in range(1, 6)]
+    long = pd.concat(tables)
+    reproduced = long[long["status"] == "reproduced"]
+    # Tables 1-3 are entirely reproduced; Tables 4 and 5 have our row (and Table 4 the LBP baseline).
+    expected_rows = {1: 4, 2: 4, 3: 4, 4: 2, 5: 1}
+    for table, rows in expected_rows.items():
+        assert reproduced[reproduced["table"] == table]["row"].nunique() == rows
+    for _, cell in reproduced.iterrows():
+        assert math.isfinite(cell["reproduced"]), cell.to_dict()
+        data = json.loads((finished.parent.parent / cell["results_file"]).read_text()) \
+            if not Path(cell["results_file"]).is_absolute() else json.loads(Path(cell["results_file"]).read_text())
+        if cell["metric"] == "seconds":
+            value = data["seconds_per_image"]
+        else:
+            key = {"Fmax": "fmax", "MAE": "mae", "PSNR": "psnr", "SSIM": "ssim"}[cell["metric"]]
+            value = data["datasets"][cell["dataset"]][key]
+        assert cell["reproduced"] == pytest.approx(value)
+        assert cell["difference"] == pytest.approx(value - cell["paper"])
+    reported = long[long["status"] == "reported"]
+    assert set(reported["row"]) >= {"SVD", "HiFST", "KSFV", "SS", "DBDF", "SGNet", "EBDB", "KPAC"}
+    assert reported["reproduced"].isna().all()
+
+
+def test_outputs_of_every_stage_exist(finished):
+    for run, stages in {"ufat": ("pretrain", "gws_O1", "gsr_O1", "gws_O2", "gsr_O2", "gws_O3", "gsr_O3"),
+                        "single": ("single_gws", "single_gsr"), "ugan": ("gsr_O3",), "dcgan": ("gsr_O3",),
+                        "cdfgan": ("gsr_O3",)}.items():
+        for stage in stages:
+            metrics = json.loads((finished / "metrics" / run / f"{stage}.json").read_text())
+            assert metrics["stage"] == stage
+            maps = finished / "maps" / run / stage
+            assert any(maps.rglob("*.png"))
+    figure = Image.open(finished / "figures" / "figure7.png")
+    assert figure.size[0] > 800 and figure.size[1] > 600
+    report = (finished / "REPORT.md").read_text()
+    assert "Table 1" in report and "figures/figure7.png" in report and "Deviations" in report
+
+
+def test_finished_pipeline_has_nothing_left_to_do(finished, workdir):
+    result = snakemake(workdir, "-n", "--configfile", "config/test.yaml")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_command_line_config_values_are_refused(finished, workdir):
+    result = snakemake(workdir, "-n", "--configfile", "config/test.yaml", "--config", "seed=3", check=False)
+    assert result.returncode != 0
+    assert "--configfile" in result.stdout + result.stderr
+
+
+def test_lint_is_clean(workdir):
+    for profile in ([], ["--configfile", "config/demo.yaml"]):
+        result = snakemake(workdir, "--lint", *profile, check=False)
+        assert result.returncode == 0 and "good condition" in result.stdout + result.stderr, result.stdout[-2000:]
+
+
+def test_paper_profile_dry_run_lists_every_stage(workdir):
+    result = snakemake(workdir, "-n", "--quiet", "rules")
+    text = result.stdout + result.stderr
+    for rule in ("download", "prepare", "synthesize", "cache", "pretrain_gsr", "train_gws", "train_gsr",
+                 "single_gws", "single_gsr", "evaluate", "evaluate_baseline", "tables", "figure7", "report"):
+        assert rule in text, rule
