@@ -91,27 +91,31 @@ def score_detection_method(method, datasets: Path, maps_dir: Path, mae_size: int
     return {"task": "detection", "datasets": results, "seconds_per_image": float(np.mean(timings))}
 
 
+def score_deblurring_method(method, datasets: Path, maps_dir: Path, size: int) -> dict:
+    seconds = _timed_maps(method, list_images(datasets / FOLDERS["dp"]), maps_dir / "dp")
+    return {"task": "deblurring", "datasets": {"DP": score_deblur_dirs(maps_dir / "dp", datasets / DP_TARGET, size)},
+            "seconds_per_image": seconds}
+
+
 def evaluate_stage(config: dict, stage: str, variant: str, weights, datasets, maps_dir) -> dict:
     datasets, maps_dir = Path(datasets), Path(maps_dir)
     info = schedule.get(stage)
     predictor = Predictor(config, weights, schedule.gsr_variant(stage, variant))
     size = config["evaluation"]["size"]
-    if info.task == "detection":
-        result = score_detection_method(predictor.focus_map, datasets, maps_dir, size)
-    else:
-        seconds = _timed_maps(predictor.deblur, list_images(datasets / FOLDERS["dp"]), maps_dir / "dp")
-        result = {"task": "deblurring", "datasets": {"DP": score_deblur_dirs(maps_dir / "dp", datasets / DP_TARGET, size)},
-                  "seconds_per_image": seconds}
+    score = score_detection_method if info.task == "detection" else score_deblurring_method
+    result = score(predictor.focus_map if info.task == "detection" else predictor.deblur, datasets, maps_dir, size)
     result.update({"stage": stage, "variant": predictor.variant, "weights": str(weights), "device": str(predictor.device),
                    "image_size": config["image_size"]})
     return result
 
 
 def evaluate_baseline(config: dict, method: str, datasets, maps_dir) -> dict:
-    """Classic detectors of Table 4 run on the same test sets with the same protocol."""
+    """Methods the pipeline runs itself beside the model (apl.baselines), same test sets, same protocol."""
     from apl.baselines import METHODS
     if method not in METHODS:
         raise ValueError(f"unknown baseline {method!r}; available: {', '.join(METHODS)}")
-    result = score_detection_method(METHODS[method](config), Path(datasets), Path(maps_dir), config["evaluation"]["size"])
+    task, factory = METHODS[method]
+    score = score_detection_method if task == "detection" else score_deblurring_method
+    result = score(factory(config), Path(datasets), Path(maps_dir), config["evaluation"]["size"])
     result.update({"stage": method, "variant": "baseline", "device": "cpu"})
     return result

@@ -40,8 +40,8 @@ def test_every_reproduced_cell_is_a_number_from_this_run(finished):
     tables = [pd.read_csv(finished / "tables" / f"table{n}.csv") for n in range(1, 6)]
     long = pd.concat(tables)
     reproduced = long[long["status"] == "reproduced"]
-    # Tables 1-3 are entirely reproduced; Tables 4 and 5 have our row (and Table 4 the LBP baseline).
-    expected_rows = {1: 4, 2: 4, 3: 4, 4: 2, 5: 1}
+    # Tables 1-3 are entirely reproduced; Tables 4 and 5 have our row beside reported ones.
+    expected_rows = {1: 4, 2: 5, 3: 4, 4: 2, 5: 2}   # + the LBP prior (4) and the defocused input (2, 5)
     for table, rows in expected_rows.items():
         assert reproduced[reproduced["table"] == table]["row"].nunique() == rows
     for _, cell in reproduced.iterrows():
@@ -62,7 +62,7 @@ def test_every_reproduced_cell_is_a_number_from_this_run(finished):
 def test_outputs_of_every_stage_exist(finished):
     for run, stages in {"ufat": ("pretrain", "gws_O1", "gsr_O1", "gws_O2", "gsr_O2", "gws_O3", "gsr_O3"),
                         "single": ("single_gws", "single_gsr"), "ugan": ("gsr_O3",), "dcgan": ("gsr_O3",),
-                        "cdfgan": ("gsr_O3",)}.items():
+                        "cdfgan": ("gsr_O3",), "baselines": ("lbp", "input")}.items():
         for stage in stages:
             metrics = json.loads((finished / "metrics" / run / f"{stage}.json").read_text())
             assert metrics["stage"] == stage

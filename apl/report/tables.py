@@ -49,6 +49,8 @@ def row_sources(config: dict) -> dict[tuple[int, str], Source | None]:
         (4, "Ours"): Source(main, "gws_O3"),
         (4, "LBP (Yi & Eramian)"): Source("baselines", "lbp"),
         (5, "Ours"): Source(main, "gsr_O3"),
+        (2, "Defocused input"): Source("baselines", "input"),
+        (5, "Defocused input"): Source("baselines", "input"),
     }
     for n in (1, 2, 3):
         sources[(1, f"G_ws_O{n}")] = Source(main, f"gws_O{n}")
@@ -93,8 +95,9 @@ def build_long(config: dict, metrics_dir: str | Path) -> pd.DataFrame:
         source = sources.get((table, row))
         cells = paper[(paper["table"] == table) & (paper["row"] == row)]
         shape = cells[["dataset", "metric"]].values.tolist()
-        if not shape:  # a row the paper does not have: same cells as the table's "Ours" row
-            shape = paper[(paper["table"] == table) & (paper["row"] == "Ours")][["dataset", "metric"]].values.tolist()
+        if not shape:  # a row the paper does not have: the same cells as the table's first row
+            first = paper[paper["table"] == table]["row"].iloc[0]
+            shape = paper[(paper["table"] == table) & (paper["row"] == first)][["dataset", "metric"]].values.tolist()
         for dataset, metric in shape:
             paper_value = cells[(cells["dataset"] == dataset) & (cells["metric"] == metric)]["value"]
             paper_value = float(paper_value.iloc[0]) if len(paper_value) else float("nan")

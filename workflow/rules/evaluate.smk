@@ -1,4 +1,5 @@
 # Evaluation: every stage's outputs are saved, then scored by apl.metrics (authors' protocol).
+from apl.baselines import METHODS
 
 
 rule evaluate:
@@ -29,7 +30,7 @@ rule evaluate_baseline:
         metrics=metrics_file("baselines", "{method}"),
         maps=directory(f"{RESULTS}/maps/baselines/{{method}}"),
     wildcard_constraints:
-        method="lbp",
+        method="|".join(METHODS),
     params:
         prior=config["prior"],
         evaluation=config["evaluation"],
