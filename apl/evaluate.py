@@ -38,7 +38,7 @@ class Predictor:
             self.nets[name] = net.to(self.device).eval()
 
     def _tensor(self, image: np.ndarray) -> torch.Tensor:
-        resized = np.asarray(Image.fromarray(image).resize((self.size, self.size), Image.BICUBIC))
+        resized = np.array(Image.fromarray(image).resize((self.size, self.size), Image.BICUBIC))
         return torch.from_numpy(resized).permute(2, 0, 1)[None].float().div(255).to(self.device)
 
     @torch.no_grad()
