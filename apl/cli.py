@@ -124,7 +124,9 @@ def cmd_models_summary(args):
     config["image_size"] = args.size
     networks = {"G_ws": build("gws", config)}
     networks.update({f"G_sr ({variant})": build("gsr", config, variant) for variant in VARIANTS})
-    networks["D"] = build("d", config)
+    for kind in ("paper", "release"):
+        config["models"]["discriminator"]["kind"] = kind
+        networks[f"D ({kind})"] = build("d", config)
     print(format_summary(summarize(networks, size=args.size)))
 
 

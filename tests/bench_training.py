@@ -72,7 +72,7 @@ def main() -> None:
                 fetch.append(fetched - start)
             step = statistics.median(times)
             print(f"{stage}: {step:.3f} s per iteration, {counter.get_total_flops() / 1e9:.1f} GFLOPs per iteration, "
-                  f"batch fetch {100 * statistics.median(fetch) / step:.2f}% of the step")
+                  f"batch fetch {100 * statistics.median(fetch) / step:.4f}% of the step")
 
 
 if __name__ == "__main__":
