@@ -17,7 +17,7 @@ from apl.io import list_images, read_image, write_image
 from apl.metrics.deblurring import score_deblur_dirs
 from apl.metrics.detection import score_detection_dirs
 from apl.models.factory import build, configure_torch
-from apl.priors.lbp import blur_prior
+from apl.priors import prior_map
 from apl.train import checkpoint, schedule
 
 
@@ -49,7 +49,7 @@ class Predictor:
         return self.nets["gws"](self._tensor(image))[0, 0].float().cpu().numpy()
 
     @torch.no_grad()
-    def deblur(self, image: np.ndarray, prior_config: dict | None = None) -> np.ndarray:
+    def deblur(self, image: np.ndarray) -> np.ndarray:
         """The composite R * (1 - M) + I * M at the working resolution, uint8 RGB.
 
         M comes from the G_ws saved with these weights; weights without one (pretraining) use the
@@ -63,10 +63,7 @@ class Predictor:
         elif self.variant == "ugan":
             focus = None
         else:
-            prior = prior_config or self.config["prior"]
-            focus_np = blur_prior(image, windows=tuple(prior["windows"]), threshold=prior["threshold"], refine=prior["refine"])
-            focus_np = np.asarray(Image.fromarray(focus_np.astype(np.float32)).resize((self.size, self.size), Image.BILINEAR))
-            focus = torch.from_numpy(np.clip(focus_np, 0, 1))[None, None].float().to(self.device)
+            focus = torch.from_numpy(prior_map(image, self.config["prior"], self.size))[None, None].to(self.device)
         out = self.nets["gsr"](x, focus)["out"][0].clamp(0, 1)
         return (out.permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)
 

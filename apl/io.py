@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -75,31 +76,39 @@ def read_mask(path: str | os.PathLike, polarity: str, size: int | None = None) -
     return 1.0 - mask if polarity == "blur-white" else mask
 
 
-def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write uint8 RGB, or a float map in [0,1] as 8-bit grey, atomically (temp file then rename)."""
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside `path`; on success it is renamed over `path`, on failure removed.
+
+    A process killed at any moment leaves either the old complete file or the new complete one.
+    """
     path = Path(path)
-    if array.dtype != np.uint8:
-        array = (np.clip(array, 0.0, 1.0) * 255.0).round().astype(np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
     try:
-        Image.fromarray(array).save(tmp)
+        yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write uint8 RGB, or a float map in [0,1] as 8-bit grey, atomically."""
+    if array.dtype != np.uint8:
+        array = (np.clip(array, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format=Image.registered_extensions()[Path(path).suffix.lower()])
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_json(path: str | os.PathLike, data) -> None:
     """Write JSON atomically so a killed process never leaves a half-written result."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".json")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=False)
-        handle.write("\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def read_json(path: str | os.PathLike, made_by: str | None = None):

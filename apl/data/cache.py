@@ -5,42 +5,26 @@ training step never decodes an image or computes a prior.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from apl.data.layout import FOLDERS
-from apl.io import list_images, read_image, read_mask
-from apl.priors.lbp import blur_prior
+from apl.io import atomic_path, list_images, read_image, read_mask
+from apl.priors import prior_map
 
 CACHE_SETS = ("train", "fullclear", "synthetic")
 
 
 def _prior_at(path: Path, size: int, prior: dict) -> np.ndarray:
-    # The prior is computed at the image's stored resolution (its windows are defined there) and then
-    # resized to the training resolution.
-    image = read_image(path)
-    focus = blur_prior(image, windows=tuple(prior["windows"]), threshold=prior["threshold"], refine=prior["refine"])
-    resized = Image.fromarray(focus.astype(np.float32)).resize((size, size), Image.BILINEAR)
-    return np.clip(np.asarray(resized), 0.0, 1.0).astype(np.float16)
+    return prior_map(read_image(path), prior, size).astype(np.float16)
 
 
 def save_npz(path: str | Path, **arrays) -> None:
     """np.savez to a temp file, then rename: a killed run never leaves a truncated cache."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def build_cache(which: str, source: str | Path, out_file: str | Path, config: dict, workers: int = 2) -> dict:

@@ -1,28 +1,20 @@
 """Checkpoints: plain weights for later stages, a separate resume state for interrupted runs.
 
-Both are written atomically (temp file in the same folder, then os.replace), so a process killed at
-any moment leaves either the previous complete file or the new complete file.
+Both are written atomically (apl.io.atomic_path), so a process killed at any moment leaves either
+the previous complete file or the new complete file.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from apl.io import atomic_path
+
 
 def atomic_save(obj, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load(path: str | Path, made_by: str | None = None) -> dict:

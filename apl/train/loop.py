@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from apl.data.cache import load_cache
+from apl.io import write_text
 from apl.models.factory import build, configure_torch
 from apl.train import checkpoint, schedule
 
@@ -250,9 +251,7 @@ def write_losses(path: Path, rows: list[dict]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buffer.getvalue())
-    tmp.replace(path)
+    write_text(path, buffer.getvalue())
 
 
 def train_stage(config: dict, stage: str, variant: str, cache_dir, init, out_dir) -> dict:
