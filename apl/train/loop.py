@@ -237,9 +237,10 @@ class StageTrainer:
     def _warn_if_slow(self, seconds_per_step: float, total_steps: int) -> None:
         estimate = seconds_per_step * total_steps
         if self.device.type == "cpu" and estimate > 3600:
-            log.warning("stage %s on CPU: about %.1f s per step, %.1f hours for this stage (measured). The paper "
-                        "profile needs a GPU; on a CPU try `--configfile config/demo.yaml`.",
-                        self.label, seconds_per_step, estimate / 3600)
+            stages = len(schedule.ALTERNATION) * len(self.train_cfg["ablation_variants"]) + 2
+            log.warning("stage %s on CPU: about %.1f s per step, %.1f hours for this stage (measured); the profile "
+                        "runs %d stages of this kind. It needs a GPU; on a CPU try `--configfile config/demo.yaml`.",
+                        self.label, seconds_per_step, estimate / 3600, stages)
 
 
 def write_losses(path: Path, rows: list[dict]) -> None:
