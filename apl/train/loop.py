@@ -27,6 +27,9 @@ log = logging.getLogger("apl.train")
 RESUME = "resume.pt"
 WEIGHTS = "weights.pt"
 LOSSES = "losses.csv"
+# While a stage runs, its losses so far go to a file of another name: the final losses.csv is a
+# Snakemake output, and an output that exists after a kill would block the resume as "incomplete".
+LOSSES_SO_FAR = "losses.partial.csv"
 
 
 class TrainingError(RuntimeError):
@@ -178,6 +181,9 @@ class StageTrainer:
                 f"(epoch {self.epoch}); lower train.optimizer.lr or check the input data")
 
     # -- resume state ------------------------------------------------------------------------
+    def _settings(self) -> dict:
+        return {key: self.config[key] for key in schedule.TRAINING_KEYS}
+
     def _state(self, epoch: int, rows: list[dict]) -> dict:
         return {"stage": self.stage.name, "variant": self.variant, "config": self.config, "epoch": epoch,
                 "networks": {k: v.state_dict() for k, v in self.nets.items()},
@@ -189,8 +195,9 @@ class StageTrainer:
         if not path.exists():
             return 0, []
         state = checkpoint.load(path)
-        if (state["stage"], state["variant"], state["config"]) != (self.stage.name, self.variant, self.config):
-            log.warning("%s was written with another stage or config; starting this stage afresh", path)
+        saved = {key: state["config"].get(key) for key in schedule.TRAINING_KEYS}
+        if (state["stage"], state["variant"], saved) != (self.stage.name, self.variant, self._settings()):
+            log.warning("%s was written with other training settings; starting this stage afresh", path)
             return 0, []
         for name, net in self.nets.items():
             net.load_state_dict(state["networks"][name])
@@ -224,14 +231,15 @@ class StageTrainer:
                 if epoch == first_epoch and step == min(4, self.steps - 1):
                     self._warn_if_slow((time.perf_counter() - epoch_start) / (step + 1), total_steps)
             checkpoint.atomic_save(self._state(epoch + 1, rows), self.out_dir / RESUME)
-            write_losses(self.out_dir / LOSSES, rows)
+            write_losses(self.out_dir / LOSSES_SO_FAR, rows)
         bar.close()
         meta = {"stage": self.stage.name, "variant": self.variant, "run": self.label, "epochs": self.epochs,
                 "steps_per_epoch": self.steps, "device": str(self.device),
                 "seconds_this_run": round(time.perf_counter() - started, 2)}
         checkpoint.save_weights(self.out_dir / WEIGHTS, self.nets, meta)
         write_losses(self.out_dir / LOSSES, rows)
-        (self.out_dir / RESUME).unlink(missing_ok=True)
+        for leftover in (RESUME, LOSSES_SO_FAR):
+            (self.out_dir / leftover).unlink(missing_ok=True)
         return meta
 
     def _warn_if_slow(self, seconds_per_step: float, total_steps: int) -> None:

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROUNDS = (1, 2, 3)
+# Config sections a trained network depends on: a change invalidates a stage's resume state, and
+# Snakemake reruns the training rules (params trigger).
+TRAINING_KEYS = ("seed", "image_size", "prior", "synthesis", "models", "train")
 SINGLE = "single"   # run folder of the single-task baselines, which belong to no variant
 
 

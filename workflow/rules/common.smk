@@ -41,7 +41,7 @@ def init_weights(stage, variant):
 
 def train_settings(wildcards):
     """Everything a trained network depends on; a change reruns the training rules (params trigger)."""
-    return {key: config[key] for key in ("seed", "image_size", "models", "train")}
+    return {key: config[key] for key in schedule.TRAINING_KEYS}
 
 
 def train_params(stage_of, run_of):
