@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: install demo test lint paper-dry-run clean-demo
+.PHONY: install demo test lint paper-dry-run clean-demo dvc-pipeline dvc-check dvc-demo dvc-test
 
 install: $(VENV)/.installed
 
@@ -32,3 +32,24 @@ lint: install
 
 clean-demo:
 	rm -rf data/demo results/demo
+
+# DVC: dvc.yaml (paper) and pipelines/<profile>/dvc.yaml are generated from the Snakemake workflow.
+dvc-pipeline: install
+	$(BIN)/apl dvc-pipeline
+
+dvc-check: install
+	$(BIN)/apl dvc-pipeline --check
+
+# The demo / test profile through DVC (stages run one at a time; their commands call `apl`, hence PATH).
+# dvc-test (CI) then requires `dvc status` to be clean and `dvc metrics show` / `dvc plots show` to work.
+dvc-demo: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/demo/dvc.yaml
+	$(BIN)/dvc status pipelines/demo/dvc.yaml
+
+dvc-test: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/test/dvc.yaml
+	@status="$$($(BIN)/dvc status --json pipelines/test/dvc.yaml)"; \
+	if [ "$$status" != "{}" ]; then echo "dvc status is not clean after dvc repro: $$status"; exit 1; fi
+	$(BIN)/dvc metrics show results/test/metrics/ufat/gws_O3.json results/test/metrics/ufat/gsr_O3.json
+	$(BIN)/dvc plots show "pipelines/test/dvc.yaml::" -o results/test/dvc_plots
+	@echo "dvc status clean after dvc repro pipelines/test/dvc.yaml"

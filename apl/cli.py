@@ -26,12 +26,11 @@ def cmd_demo_data(args):
 
 
 def cmd_download(args):
-    from apl.data.download import check_raw
-    config = _config(args)
-    found = check_raw(config["data"]["raw_dir"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.out, {name: str(path) for name, path in found.items()})
-    print(f"raw datasets in place: {', '.join(found)}")
+    from apl.data.download import download
+    found = download(_config(args))
+    write_json(args.out, found)
+    print(f"raw datasets in place ({', '.join(f'{name}: {layout}' for name, layout in found['sets'].items())}): "
+          f"{', '.join(found['folders'])}")
 
 
 def cmd_prepare(args):
@@ -96,6 +95,24 @@ def cmd_figure7(args):
         print(path)
 
 
+def cmd_figure6(args):
+    from apl.report.figures import figure6
+    for path in figure6(args.metrics, args.datasets, args.out, per_set=args.per_set):
+        print(path)
+
+
+def cmd_figure9(args):
+    from apl.report.figures import figure9
+    for path in figure9(args.metrics, args.datasets, args.out, count=args.count):
+        print(path)
+
+
+def cmd_training_curves(args):
+    from apl.report.figures import training_curves
+    for path in training_curves(args.losses, args.out):
+        print(path)
+
+
 def cmd_report(args):
     from apl.report.report import write_report
     print(write_report(_config(args), args.config or [config_module.DEFAULT_CONFIG], args.results, args.out))
@@ -145,6 +162,38 @@ def cmd_predict(args):
     print(f"{len(images)} image(s) -> {args.out}")
 
 
+def cmd_plots_data(args):
+    from apl.dvcpipeline.plotdata import export
+    written = export(args.out, [str(p) for p in args.losses], [str(p) for p in args.metrics])
+    print(f"{len(written)} plot files in {args.out}")
+
+
+def cmd_dvc_pipeline(args):
+    from apl.dvcpipeline import generate
+    if args.check:
+        problems = generate.check(args.root)
+        for problem in problems:
+            print(problem)
+        if problems:
+            raise ValueError("the DVC pipeline files differ from the Snakemake workflow; regenerate them with "
+                             "`apl dvc-pipeline` (make dvc-pipeline) and commit them")
+        print("the DVC pipeline files match the Snakemake workflow")
+        return
+    changed = generate.write(args.root)
+    print("\n".join(changed) if changed else "the DVC pipeline files were already current")
+
+
+def cmd_dvc_timestamps(args):
+    from apl.dvcpipeline import dvc_yaml_path, profiles
+    from apl.dvcpipeline.timestamps import restore
+    targets = args.dvc_yaml or [dvc_yaml_path(name, files) for name, files in profiles(args.root).items()]
+    for target in targets:
+        if (args.root / target).with_name("dvc.lock").exists():
+            print(restore(target, args.root, dry_run=args.dry_run).summary())
+        else:
+            print(f"{target}: no dvc.lock yet, nothing to do")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="apl", description=__doc__.splitlines()[0])
     top.add_argument("-v", "--verbose", action="store_true")
@@ -160,7 +209,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = add("demo-data", cmd_demo_data, "build the embedded demo datasets from scikit-image photographs")
     p.add_argument("--out", type=Path, required=True)
-    p = add("download", cmd_download, "check (later: download) the paper profile's raw datasets")
+    p = add("download", cmd_download, "find, download, verify and extract the paper profile's raw datasets")
     p.add_argument("--out", type=Path, required=True, help="JSON listing the raw folders found")
     p = add("prepare", cmd_prepare, "turn raw datasets into the canonical prepared layout")
     p.add_argument("--raw", type=Path, required=True)
@@ -186,7 +235,8 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--datasets", type=Path, required=True)
         p.add_argument("--maps", type=Path, required=True, help="folder for the saved maps / images")
         p.add_argument("--out", type=Path, required=True)
-    p = add("baseline", cmd_baseline, "run a classic defocus detector on the detection test sets and score it")
+    p = add("baseline", cmd_baseline, "run a method of apl.baselines (classic detectors, the defocused input) "
+                                      "on its test sets, time it and score it")
     p.add_argument("--method", required=True)
     p.add_argument("--datasets", type=Path, required=True)
     p.add_argument("--maps", type=Path, required=True)
@@ -194,10 +244,29 @@ def parser() -> argparse.ArgumentParser:
     p = add("tables", cmd_tables, "build Tables 1-5 (CSV, Markdown, LaTeX) from the metrics files")
     p.add_argument("--metrics", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p = add("figure7", cmd_figure7, "draw Figure 7 (PR and F-measure curves)", config=False)
-    p.add_argument("--metrics", type=Path, nargs="+", required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p = add("report", cmd_report, "write REPORT.md from the tables, figures and training metadata")
+    p = add("figure7", cmd_figure7, "draw Figure 7 (PR and F-measure curves on CUHK and DUT; PNG and PDF)",
+            config=False)
+    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="detection metrics JSONs, one per curve")
+    p.add_argument("--out", type=Path, required=True, help="the PNG; the PDF is written beside it")
+    p = add("figure6", cmd_figure6, "draw Figure 6 (input | each method's focus map | GT for fixed test images)",
+            config=False)
+    p.add_argument("--metrics", type=Path, nargs="+", required=True,
+                   help="detection metrics JSONs, one per column (they name the folders of the saved maps)")
+    p.add_argument("--datasets", type=Path, required=True, help="the prepared datasets folder (the input images)")
+    p.add_argument("--per-set", type=int, default=3, help="images per detection test set")
+    p.add_argument("--out", type=Path, required=True, help="the PNG; the PDF is written beside it")
+    p = add("figure9", cmd_figure9, "draw Figure 9 (defocused input | each method's output | sharp target)",
+            config=False)
+    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="deblurring metrics JSONs, one per column")
+    p.add_argument("--datasets", type=Path, required=True, help="the prepared datasets folder (the input images)")
+    p.add_argument("--count", type=int, default=4, help="DP test images shown")
+    p.add_argument("--out", type=Path, required=True, help="the PNG; the PDF is written beside it")
+    p = add("training-curves", cmd_training_curves, "plot the losses of every training phase (PNG and PDF)",
+            config=False)
+    p.add_argument("--losses", type=Path, nargs="+", required=True,
+                   help="runs/<run>/<stage>/losses.csv files, drawn in this order")
+    p.add_argument("--out", type=Path, required=True, help="the PNG; the PDF is written beside it")
+    p = add("report", cmd_report, "write REPORT.md from the tables, figures, deviations and provenance")
     p.add_argument("--results", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p = add("eval-detection", cmd_eval_detection, "score a folder of any method's focus maps", config=False)
@@ -219,6 +288,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=Path, required=True, help="an image or a folder of images")
     p.add_argument("--task", choices=("detect", "deblur"), default="detect")
     p.add_argument("--out", type=Path, required=True)
+    p = add("plots-data", cmd_plots_data, "write the tables behind DVC's plots (PR / F curves, losses per epoch)",
+            config=False)
+    p.add_argument("--losses", type=Path, nargs="*", default=[], help="runs/<run>/<stage>/losses.csv files")
+    p.add_argument("--metrics", type=Path, nargs="*", default=[], help="detection metrics JSONs")
+    p.add_argument("--out", type=Path, required=True, help="the plots folder (results/<profile>/plots)")
+    p = add("dvc-pipeline", cmd_dvc_pipeline, "write dvc.yaml and pipelines/<profile>/dvc.yaml from the Snakemake "
+            "workflow (--check: fail if they differ)", config=False)
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 if a file is stale")
+    p.add_argument("--root", type=Path, default=Path("."), help="the repository root")
+    p = add("dvc-timestamps", cmd_dvc_timestamps, "after dvc pull / dvc checkout: give the outputs that match "
+            "dvc.lock times that tell Snakemake they are up to date (Snakemake also does this when it starts)",
+            config=False)
+    p.add_argument("dvc_yaml", nargs="*", help="dvc.yaml files (default: every profile's)")
+    p.add_argument("--root", type=Path, default=Path("."), help="the repository root")
+    p.add_argument("--dry-run", action="store_true", help="only report")
     return top
 
 

@@ -6,6 +6,7 @@ Scores come from apl.metrics reading the saved files back, exactly as for any ot
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -68,30 +69,52 @@ class Predictor:
         return (out.permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)
 
 
-def _timed_maps(method, images: dict[str, Path], out_dir: Path) -> float:
-    """Apply `method` to every image, write the results, return the mean seconds per image."""
-    seconds = 0.0
+def _timed_maps(method, images: dict[str, Path], out_dir: Path) -> dict:
+    """Apply `method` to every image and write the results; return the timing.
+
+    Only the call is timed (not reading or writing files), after one untimed warm-up call on the
+    first image (lazy initialisation, GPU kernels' autotuning). Returns seconds (total), images and
+    input_sizes ("WxH" -> count) of the images as stored, which is what every method receives.
+    """
+    seconds, sizes = 0.0, Counter()
+    first = next(iter(images.values()))
+    method(read_image(first))
     for stem, path in images.items():
         image = read_image(path)
+        sizes[f"{image.shape[1]}x{image.shape[0]}"] += 1
         start = time.perf_counter()
         result = method(image)
         seconds += time.perf_counter() - start
         write_image(out_dir / f"{stem}.png", result)
-    return seconds / len(images)
+    return {"seconds": seconds, "images": len(images), "input_sizes": dict(sizes)}
 
 
-def score_detection_method(method, datasets: Path, maps_dir: Path, mae_size: int) -> dict:
-    results, timings = {}, []
+def _timing(parts: dict[str, dict], device: str) -> dict:
+    """seconds_per_image over every image of every test set, with the sizes and the machine it ran on."""
+    from apl.report.provenance import machine
+    images = sum(part["images"] for part in parts.values())
+    sizes = Counter()
+    for part in parts.values():
+        sizes.update(part["input_sizes"])
+    return {"seconds_per_image": sum(part["seconds"] for part in parts.values()) / images,
+            "timing": {"images": images, "input_sizes": dict(sizes), "device": device, "machine": machine(device),
+                       "per_dataset": {name: part["seconds"] / part["images"] for name, part in parts.items()},
+                       "measured": "wall time of the method's call per image (image decoded, result not yet "
+                                   "written), after one warm-up call"}}
+
+
+def score_detection_method(method, datasets: Path, maps_dir: Path, mae_size: int, device: str = "cpu") -> dict:
+    results, parts = {}, {}
     for folder, name in DETECTION_SETS.items():
-        timings.append(_timed_maps(method, list_images(datasets / FOLDERS[folder]), maps_dir / folder))
+        parts[name] = _timed_maps(method, list_images(datasets / FOLDERS[folder]), maps_dir / folder)
         results[name] = score_detection_dirs(maps_dir / folder, datasets / MASK_FOLDERS[folder], MASK_POLARITY, mae_size)
-    return {"task": "detection", "datasets": results, "seconds_per_image": float(np.mean(timings))}
+    return {"task": "detection", "datasets": results, **_timing(parts, device)}
 
 
-def score_deblurring_method(method, datasets: Path, maps_dir: Path, size: int) -> dict:
-    seconds = _timed_maps(method, list_images(datasets / FOLDERS["dp"]), maps_dir / "dp")
+def score_deblurring_method(method, datasets: Path, maps_dir: Path, size: int, device: str = "cpu") -> dict:
+    parts = {"DP": _timed_maps(method, list_images(datasets / FOLDERS["dp"]), maps_dir / "dp")}
     return {"task": "deblurring", "datasets": {"DP": score_deblur_dirs(maps_dir / "dp", datasets / DP_TARGET, size)},
-            "seconds_per_image": seconds}
+            **_timing(parts, device)}
 
 
 def evaluate_stage(config: dict, stage: str, variant: str, weights, datasets, maps_dir) -> dict:
@@ -100,7 +123,8 @@ def evaluate_stage(config: dict, stage: str, variant: str, weights, datasets, ma
     predictor = Predictor(config, weights, schedule.gsr_variant(stage, variant))
     size = config["evaluation"]["size"]
     score = score_detection_method if info.task == "detection" else score_deblurring_method
-    result = score(predictor.focus_map if info.task == "detection" else predictor.deblur, datasets, maps_dir, size)
+    result = score(predictor.focus_map if info.task == "detection" else predictor.deblur, datasets, maps_dir, size,
+                   device=str(predictor.device))
     result.update({"stage": stage, "variant": predictor.variant, "weights": str(weights), "device": str(predictor.device),
                    "image_size": config["image_size"]})
     return result
@@ -108,11 +132,12 @@ def evaluate_stage(config: dict, stage: str, variant: str, weights, datasets, ma
 
 def evaluate_baseline(config: dict, method: str, datasets, maps_dir) -> dict:
     """Methods the pipeline runs itself beside the model (apl.baselines), same test sets, same protocol."""
-    from apl.baselines import METHODS
+    from apl.baselines import METHODS, WORKING_RESOLUTION, describe, settings
     if method not in METHODS:
         raise ValueError(f"unknown baseline {method!r}; available: {', '.join(METHODS)}")
     task, factory = METHODS[method]
     score = score_detection_method if task == "detection" else score_deblurring_method
     result = score(factory(config), Path(datasets), Path(maps_dir), config["evaluation"]["size"])
-    result.update({"stage": method, "variant": "baseline", "device": "cpu"})
+    result.update({"stage": method, "variant": "baseline", "device": "cpu", "method": describe(method),
+                   "working_resolution": WORKING_RESOLUTION[method], "settings": settings(method, config)})
     return result

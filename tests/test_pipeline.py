@@ -47,7 +47,8 @@ def test_every_reproduced_cell_is_a_number_from_this_run(finished):
     long = pd.concat(tables)
     reproduced = long[long["status"] == "reproduced"]
     # Tables 1-3 are entirely reproduced; Tables 4 and 5 have our row beside reported ones.
-    expected_rows = {1: 4, 2: 5, 3: 4, 4: 2, 5: 2}   # + the LBP prior (4) and the defocused input (2, 5)
+    # Table 4: SVD, HiFST, ours + the LBP prior; Tables 2 and 5: + the defocused input
+    expected_rows = {1: 4, 2: 5, 3: 4, 4: 4, 5: 2}
     for table, rows in expected_rows.items():
         assert reproduced[reproduced["table"] == table]["row"].nunique() == rows
     for _, cell in reproduced.iterrows():
@@ -61,23 +62,40 @@ def test_every_reproduced_cell_is_a_number_from_this_run(finished):
         assert cell["reproduced"] == pytest.approx(value)
         assert cell["difference"] == pytest.approx(value - cell["paper"], nan_ok=True)   # NaN: row not in the paper
     reported = long[long["status"] == "reported"]
-    assert set(reported["row"]) >= {"SVD", "HiFST", "KSFV", "SS", "DBDF", "SGNet", "EBDB", "KPAC"}
+    assert set(reported["row"]) == {"KSFV", "SS", "DBDF", "SGNet", "EBDB", "DMENet", "DPDNet", "IFANet", "KPAC"}
     assert reported["reproduced"].isna().all()
+    assert set(reproduced[reproduced["table"] == 4]["row"]) == {"SVD", "HiFST", "Ours", "LBP (Yi & Eramian)"}
 
 
 def test_outputs_of_every_stage_exist(finished):
     for run, stages in {"ufat": ("pretrain", "gws_O1", "gsr_O1", "gws_O2", "gsr_O2", "gws_O3", "gsr_O3"),
                         "single": ("single_gws", "single_gsr"), "ugan": ("gsr_O3",), "dcgan": ("gsr_O3",),
-                        "cdfgan": ("gsr_O3",), "baselines": ("lbp", "input")}.items():
+                        "cdfgan": ("gsr_O3",), "baselines": ("lbp", "svd", "hifst", "input")}.items():
         for stage in stages:
             metrics = json.loads((finished / "metrics" / run / f"{stage}.json").read_text())
             assert metrics["stage"] == stage
             maps = finished / "maps" / run / stage
             assert any(maps.rglob("*.png"))
-    figure = Image.open(finished / "figures" / "figure7.png")
-    assert figure.size[0] > 800 and figure.size[1] > 600
+    for stem in ("figure7", "figure6", "figure9", "training_curves"):
+        figure = Image.open(finished / "figures" / f"{stem}.png")
+        assert figure.size[0] > 800 and figure.size[1] > 600, stem
+        assert (finished / "figures" / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
     report = (finished / "REPORT.md").read_text()
-    assert "Table 1" in report and "figures/figure7.png" in report and "Deviations" in report
+    assert "Table 1" in report and "Deviations" in report and "## Provenance" in report
+    for stem in ("figure7", "figure6", "figure9", "training_curves"):
+        assert f"(figures/{stem}.png)" in report
+    assert "| train |" in report   # wall time per stage, read from the rules' logs
+
+
+def test_snakemake_html_report_holds_the_tables_and_figures(finished, workdir):
+    result = snakemake(workdir, "--configfile", "config/test.yaml", "--report", "report.html", check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    html = (workdir / "report.html").read_text()
+    for name in ["figure7.png", "figure6.png", "figure9.png", "training_curves.png", "REPORT.md"] + [
+            f"table{n}.csv" for n in range(1, 6)]:
+        assert name in html, name
+    for caption in ("Figure 7.", "Table 4.", "Training curves."):   # the captions of workflow/report/*.rst
+        assert caption in html, caption
 
 
 def test_finished_pipeline_has_nothing_left_to_do(finished, workdir):
@@ -101,7 +119,8 @@ def test_paper_profile_dry_run_lists_every_stage(workdir):
     result = snakemake(workdir, "-n", "--quiet", "rules")
     text = result.stdout + result.stderr
     for rule in ("download", "prepare", "synthesize", "cache", "pretrain_gsr", "train_gws", "train_gsr",
-                 "single_gws", "single_gsr", "evaluate", "evaluate_baseline", "tables", "figure7", "report"):
+                 "single_gws", "single_gsr", "evaluate", "evaluate_baseline", "tables", "figure7", "figure6",
+                 "figure9", "training_curves", "report"):
         assert rule in text, rule
 
 

@@ -1,17 +1,39 @@
 """Methods the pipeline runs itself beside the model: name -> (task, factory(config) -> function).
 
 A detection function maps a uint8 RGB image to a focus map in [0, 1] (1 = in focus); a deblurring
-function maps it to a uint8 RGB image.
+function maps it to a uint8 RGB image. `settings(name, config)` lists everything a method's output
+depends on (Snakemake reruns a baseline when it changes); `describe(name)` is its line in the report.
+
+Classic detectors of Table 4 (Su et al.'s SVD, the HiFST-style DCT detector) work on the image
+shrunk so that its longer side is at most MAX_SIDE pixels (the paper's CUHK originals are 640x480);
+their maps are scored like every other method's (resized to the GT). The LBP prior is B(I) itself,
+computed at the stored resolution exactly as for training.
 """
 from __future__ import annotations
 
-from apl.priors.lbp import blur_prior
+from apl.baselines.common import limit_size
+from apl.baselines.hifst import DEFAULTS as HIFST_DEFAULTS
+from apl.baselines.hifst import hifst_sharpness
+from apl.baselines.svd import DEFAULTS as SVD_DEFAULTS
+from apl.baselines.svd import svd_sharpness
+from apl.priors import prior_map
+
+MAX_SIDE = 320   # working resolution of the classic detectors: longer side at most this many pixels
 
 
 def lbp(config: dict):
     """Yi & Eramian's LBP sharpness (the blur prior B(I) itself) at the image's own resolution."""
-    prior = config["prior"]
-    return lambda image: blur_prior(image, windows=tuple(prior["windows"]), threshold=prior["threshold"], refine=prior["refine"])
+    return lambda image: prior_map(image, config["prior"])
+
+
+def svd(config: dict):
+    """Su et al. (2011): 1 - share of the top singular values of the local patch."""
+    return lambda image: svd_sharpness(limit_size(image, MAX_SIDE), **SVD_DEFAULTS)
+
+
+def hifst(config: dict):
+    """HiFST-style (Golestaneh & Karam 2017): sorted high-frequency DCT coefficients of the gradient."""
+    return lambda image: hifst_sharpness(limit_size(image, MAX_SIDE), **HIFST_DEFAULTS)
 
 
 def defocused_input(config: dict):
@@ -19,4 +41,30 @@ def defocused_input(config: dict):
     return lambda image: image
 
 
-METHODS = {"lbp": ("detection", lbp), "input": ("deblurring", defocused_input)}
+METHODS = {"lbp": ("detection", lbp), "svd": ("detection", svd), "hifst": ("detection", hifst),
+           "input": ("deblurring", defocused_input)}
+
+WORKING_RESOLUTION = {"lbp": "stored size", "svd": f"longer side at most {MAX_SIDE} px",
+                      "hifst": f"longer side at most {MAX_SIDE} px", "input": "stored size"}
+DESCRIPTIONS = {
+    "lbp": "LBP sharpness of Yi & Eramian (the blur prior B(I)), at the stored resolution",
+    "svd": f"SVD blur degree of Su et al. 2011 (window {SVD_DEFAULTS['window']}, top {SVD_DEFAULTS['top']} singular "
+           f"values, sampled every {SVD_DEFAULTS['stride']} px), longer side at most {MAX_SIDE} px",
+    "hifst": f"HiFST-style sorted DCT coefficients of the gradient magnitude (scales "
+             f"{'/'.join(map(str, HIFST_DEFAULTS['scales']))}), longer side at most {MAX_SIDE} px",
+    "input": "the defocused input itself, unchanged",
+}
+
+
+def settings(name: str, config: dict) -> dict:
+    """Every value a method's output depends on (Snakemake's params, so a change reruns it)."""
+    if name not in METHODS:
+        raise ValueError(f"unknown baseline {name!r}; available: {', '.join(METHODS)}")
+    return {"lbp": {"prior": config["prior"]},
+            "svd": {"max_side": MAX_SIDE, **SVD_DEFAULTS},
+            "hifst": {"max_side": MAX_SIDE, **HIFST_DEFAULTS},
+            "input": {}}[name]
+
+
+def describe(name: str) -> str:
+    return DESCRIPTIONS.get(name, name)

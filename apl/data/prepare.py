@@ -1,25 +1,48 @@
-"""Prepare the paper profile's raw datasets (original layouts) into the canonical layout.
+"""Prepare the paper profile's raw datasets into the canonical layout (apl/data/layout.py).
 
-CUHK: only the 704 out_of_focus images; the 100 of the BTBNet split (data/splits/cuhk_test_split.csv)
-are the test set, the other 604 join DUT's 600 training images. CUHK's masks are white = blurred
-and are inverted here. DPDD's 76 test pairs are renamed by their index (data/splits/dpdd_test_pairs.csv)
-so source and target share a stem. Counts are checked against data.expected_counts.
+Each set comes from the raw layout `data.sets` chooses (REFERENCE.md section 6):
+
+    train      packed: 1204source | original: CUHK's out_of_focus images outside the test split (604)
+               + DUT600S_Training (600), named cuhk_<stem> and dut_<stem>
+    cuhk       packed: xu100-source + xu100-gt (white = in focus; file i is renamed to the i-th name of
+               splits/cuhk_test_split.csv) | original: the 100 images of that split from image/ + gt/,
+               whose masks (white = blurred) are inverted here
+    dut        packed: dut500-source + dut500-gt | original: DUT500S-Testing + DUT500GT-Testing
+    dp         DPDD test_c: the 76 pairs of splits/dpdd_test_pairs.csv, renamed 001..076 so that source
+               and target share a stem (16-bit PNG -> 8-bit)
+    fullclear  packed: FC (the paper's 500) | dpdd: DPDD train_c/target (350; an open substitute, a deviation)
+
+Every image is decoded once, so a corrupt file is named here rather than in a later stage; every mask
+must fit its image and be binary (grey only along region boundaries, as after a resize). Counts are
+checked against `data.expected_counts` (and, in the original training layout, CUHK 604 + DUT 600)
+unless `data.allow_subset` says the user knowingly runs a subset. lists/<set>.csv records where every
+file came from. The folder is built beside its target and renamed over it only when complete.
 """
 from __future__ import annotations
 
 import csv
+import io
+import logging
 import shutil
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
-from apl.data.download import check_raw
-from apl.data.layout import DP_TARGET, FOLDERS, MASK_FOLDERS, check_counts, count_images, fresh_tmp, publish
-from apl.io import ImageError, list_images, read_image, read_mask, write_image, write_json
+from apl.data.download import locate_raw
+from apl.data.layout import (DP_TARGET, DPDD_FULLCLEAR_COUNT, FOLDERS, LISTS, MASK_FOLDERS, PAPER_FULLCLEAR,
+                             TRAIN_PARTS, check_counts, chosen_layouts, count_images, fresh_tmp, publish)
+from apl.io import ImageError, list_images, read_image, read_mask, write_image, write_json, write_text
 
-# What white means in each dataset's original masks.
-POLARITY = {"CUHK": "blur-white", "DUT": "focus-white"}
+log = logging.getLogger("apl.prepare")
+
+# What white means in each raw layout's masks.
+POLARITY = {("cuhk", "original"): "blur-white", ("cuhk", "packed"): "focus-white",
+            ("dut", "original"): "focus-white", ("dut", "packed"): "focus-white"}
+GREY = (0.1, 0.9)          # mask values strictly between these are grey
+BOUNDARY_PX = 3            # grey pixels are allowed this close to a region boundary (resized masks)
+MAX_STRAY_GREY = 0.01      # share of grey pixels away from every boundary above which a mask is not binary
 
 
 def split_rows(name: str) -> list[dict]:
@@ -27,70 +50,197 @@ def split_rows(name: str) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def _copy(path: Path, folder: Path, name: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(path, folder / f"{name}{path.suffix.lower()}")
+def check_binary_mask(mask: np.ndarray, path: Path) -> None:
+    """Refuse a mask with grey values away from region boundaries (a photo, a soft map, a trimap)."""
+    grey = (mask > GREY[0]) & (mask < GREY[1])
+    if not grey.any():
+        return
+    inside = mask > 0.5
+    band = ndimage.binary_dilation(inside, iterations=BOUNDARY_PX) & \
+        ndimage.binary_dilation(~inside, iterations=BOUNDARY_PX)
+    stray = float(np.mean(grey & ~band))
+    if stray > MAX_STRAY_GREY:
+        raise ImageError(f"mask {path} is not binary: {stray:.0%} of its pixels are grey away from any region "
+                         "boundary; is it really a ground-truth mask? Replace it")
 
 
-def _mask(image_path: Path, mask_path: Path, polarity: str, out: Path) -> None:
-    """Write a GT mask as white = in focus, after checking it fits its image and is (nearly) binary."""
-    mask = read_mask(mask_path, polarity)
-    image = read_image(image_path)
-    if mask.shape != image.shape[:2]:
-        raise ImageError(f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image {image_path} is "
-                         f"{image.shape[1]}x{image.shape[0]}; replace the mask")
-    if np.mean((mask > 0.1) & (mask < 0.9)) > 0.05:
-        raise ImageError(f"mask {mask_path} is not binary (over 5% grey pixels); is it really a GT mask?")
-    write_image(out, mask)
+class _Builder:
+    """Writes canonical files into `tmp`, refusing duplicate names, and keeps the file lists."""
+
+    def __init__(self, tmp: Path, raw_dir: Path):
+        self.tmp, self.raw_dir = tmp, raw_dir
+        self.rows: dict[str, list[dict]] = {name: [] for name in FOLDERS}
+        self.names: dict[str, dict[str, Path]] = {name: {} for name in FOLDERS}
+
+    def _claim(self, which: str, name: str, source: Path) -> None:
+        if name in self.names[which]:
+            raise ImageError(f"duplicate image name {name!r} in the {which} set: {self.names[which][name]} and {source}")
+        self.names[which][name] = source
+
+    def _raw(self, path: Path | None) -> str:
+        if path is None:
+            return ""
+        try:
+            return str(path.resolve().relative_to(self.raw_dir.resolve()))
+        except ValueError:
+            return str(path)
+
+    def image(self, which: str, source: Path, name: str, recode: bool = False) -> np.ndarray:
+        """Decode `source` (naming it if corrupt); copy it as it is, or as 8-bit PNG when `recode`."""
+        self._claim(which, name, source)
+        image = read_image(source)
+        target = self.tmp / FOLDERS[which] / (f"{name}.png" if recode else f"{name}{source.suffix.lower()}")
+        if recode:
+            write_image(target, image)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        self.rows[which].append({"name": name, "file": str(target.relative_to(self.tmp)), "gt": "",
+                                 "raw_file": self._raw(source), "raw_gt": ""})
+        return image
+
+    def pair(self, which: str, image_path: Path, gt_path: Path, name: str, polarity: str | None) -> None:
+        """An image with its GT: a mask (`polarity` says what white means) or, for DP, the sharp target."""
+        image = self.image(which, image_path, name, recode=polarity is None)
+        if polarity is None:
+            gt = read_image(gt_path)
+            target = self.tmp / DP_TARGET / f"{name}.png"
+        else:
+            gt = read_mask(gt_path, polarity)
+            target = self.tmp / MASK_FOLDERS[which] / f"{name}.png"
+        if gt.shape[:2] != image.shape[:2]:
+            raise ImageError(f"{gt_path} is {gt.shape[1]}x{gt.shape[0]} but its image {image_path} is "
+                             f"{image.shape[1]}x{image.shape[0]}; replace it")
+        if polarity is not None:
+            check_binary_mask(gt, gt_path)
+        write_image(target, gt)
+        self.rows[which][-1].update(gt=str(target.relative_to(self.tmp)), raw_gt=self._raw(gt_path))
+
+    def write_lists(self) -> None:
+        for which, rows in self.rows.items():
+            text = io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=["name", "file", "gt", "raw_file", "raw_gt"], lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(sorted(rows, key=lambda row: row["name"]))
+            write_text(self.tmp / LISTS / f"{which}.csv", text.getvalue())
 
 
-def _paired(images: dict[str, Path], masks: dict[str, Path], where: str) -> None:
+def _paired(images: dict[str, Path], masks: dict[str, Path], where: Path) -> None:
     missing = sorted(set(images) - set(masks))
     if missing:
-        raise ImageError(f"{where}: image(s) without a mask: {', '.join(missing[:10])}")
+        raise ImageError(f"{where}: image(s) without a mask: {', '.join(missing[:10])}"
+                         + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""))
+
+
+def _cuhk_split(image_folder: Path, allow_subset: bool) -> tuple[dict[str, Path], list[str]]:
+    """CUHK's out_of_focus images and the stems of the test split (motion-blur images are not used)."""
+    images = {stem: path for stem, path in list_images(image_folder).items() if stem.startswith("out_of_focus")}
+    test = [Path(row["original_name"]).stem for row in split_rows("cuhk_test_split.csv")]
+    absent = [stem for stem in test if stem not in images]
+    if absent and not allow_subset:
+        raise ImageError(f"{image_folder}: test images of the split are missing: {', '.join(absent[:10])}"
+                         + (f" and {len(absent) - 10} more" if len(absent) > 10 else ""))
+    return images, [stem for stem in test if stem in images]
+
+
+def _train(build: _Builder, layout: str, raw: dict, allow_subset: bool) -> dict[str, int]:
+    if layout == "packed":
+        for stem, path in list_images(raw["packed"]["1204source"]).items():
+            build.image("train", path, stem)
+        return {}
+    images, test = _cuhk_split(raw["cuhk"]["image"], allow_subset)
+    cuhk = [stem for stem in images if stem not in test]
+    for stem in cuhk:
+        build.image("train", images[stem], f"cuhk_{stem}")
+    dut = list_images(raw["dut"]["DUT600S_Training"])
+    for stem, path in dut.items():
+        build.image("train", path, f"dut_{stem}")
+    return {"train from CUHK": len(cuhk), "train from DUT": len(dut)}
+
+
+def _cuhk(build: _Builder, layout: str, raw: dict, allow_subset: bool) -> None:
+    polarity = POLARITY[("cuhk", layout)]
+    if layout == "original":
+        images, test = _cuhk_split(raw["cuhk"]["image"], allow_subset)
+        masks = list_images(raw["cuhk"]["gt"])
+        _paired({stem: images[stem] for stem in test}, masks, raw["cuhk"]["gt"])
+        for stem in test:
+            build.pair("cuhk", images[stem], masks[stem], stem, polarity)
+        return
+    images, masks = list_images(raw["packed"]["xu100-source"]), list_images(raw["packed"]["xu100-gt"])
+    _paired(images, masks, raw["packed"]["xu100-gt"])
+    split = {row["index"]: Path(row["original_name"]).stem for row in split_rows("cuhk_test_split.csv")}
+    rename = set(images) <= set(split)        # files named by their index in the split: use CUHK's names
+    for stem, path in images.items():
+        build.pair("cuhk", path, masks[stem], split[stem] if rename else stem, polarity)
+
+
+def _dut(build: _Builder, layout: str, raw: dict) -> None:
+    source, gt = (("DUT500S-Testing", "DUT500GT-Testing") if layout == "original" else ("dut500-source", "dut500-gt"))
+    dataset = "dut" if layout == "original" else "packed"
+    images, masks = list_images(raw[dataset][source]), list_images(raw[dataset][gt])
+    _paired(images, masks, raw[dataset][gt])
+    for stem, path in images.items():
+        build.pair("dut", path, masks[stem], stem, POLARITY[("dut", layout)])
+
+
+def _dp(build: _Builder, raw: dict, allow_subset: bool) -> None:
+    source, target = raw["dpdd"]["test_c/source"], raw["dpdd"]["test_c/target"]
+    for row in split_rows("dpdd_test_pairs.csv"):
+        pair = (source / row["source"], target / row["target"])
+        if allow_subset and not (pair[0].exists() and pair[1].exists()):
+            continue
+        build.pair("dp", *pair, f"{int(row['index']):03d}", polarity=None)
+
+
+def _fullclear(build: _Builder, layout: str, raw: dict) -> None:
+    if layout == "packed":
+        for stem, path in list_images(raw["packed"]["FC"]).items():
+            build.image("fullclear", path, stem)
+    else:
+        for stem, path in list_images(raw["dpdd"]["train_c/target"]).items():
+            build.image("fullclear", path, f"dpdd_{stem}", recode=True)
 
 
 def prepare(config: dict, raw_dir: str | Path, out_dir: str | Path) -> dict:
-    roots = check_raw(raw_dir)
-    out_dir = Path(out_dir)
+    data = config["data"]
+    layouts = chosen_layouts(config)
+    allow_subset = data["allow_subset"]
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    raw = locate_raw(config, raw_dir)
     tmp = fresh_tmp(out_dir)
-
-    cuhk_images = {s: p for s, p in list_images(roots["CUHK"] / "image").items() if s.startswith("out_of_focus")}
-    cuhk_masks = list_images(roots["CUHK"] / "gt")
-    _paired(cuhk_images, cuhk_masks, str(roots["CUHK"]))
-    test_stems = [Path(row["original_name"]).stem for row in split_rows("cuhk_test_split.csv")]
-    absent = [s for s in test_stems if s not in cuhk_images]
-    if absent:
-        raise ImageError(f"{roots['CUHK'] / 'image'}: test images of the split are missing: {', '.join(absent[:10])}")
-    for stem, path in cuhk_images.items():
-        if stem in test_stems:
-            _copy(path, tmp / FOLDERS["cuhk"], stem)
-            _mask(path, cuhk_masks[stem], POLARITY["CUHK"], tmp / MASK_FOLDERS["cuhk"] / f"{stem}.png")
-        else:
-            _copy(path, tmp / FOLDERS["train"], f"cuhk_{stem}")
-
-    dut = roots["DUT"]
-    for stem, path in list_images(dut / "DUT600S_Training").items():
-        _copy(path, tmp / FOLDERS["train"], f"dut_{stem}")
-    dut_images, dut_masks = list_images(dut / "DUT500S-Testing"), list_images(dut / "DUT500GT-Testing")
-    _paired(dut_images, dut_masks, str(dut / "DUT500S-Testing"))
-    for stem, path in dut_images.items():
-        _copy(path, tmp / FOLDERS["dut"], stem)
-        _mask(path, dut_masks[stem], POLARITY["DUT"], tmp / MASK_FOLDERS["dut"] / f"{stem}.png")
-
-    dpdd = roots["DPDD"] / "test_c"
-    for row in split_rows("dpdd_test_pairs.csv"):
-        name = f"{int(row['index']):03d}"
-        for column, folder in (("source", FOLDERS["dp"]), ("target", DP_TARGET)):
-            path = dpdd / column / row[column]
-            write_image(tmp / folder / f"{name}.png", read_image(path))   # 16-bit PNG -> 8-bit RGB
-
-    for stem, path in list_images(roots["full-clear"] / "FC").items():
-        _copy(path, tmp / FOLDERS["fullclear"], stem)
-
-    counts = count_images(tmp)
-    check_counts(counts, config["data"]["expected_counts"], config["data"]["allow_subset"], out_dir)
-    manifest = {"source": "download", "counts": counts, "mask_polarity_in_raw": POLARITY}
-    write_json(tmp / "manifest.json", manifest)
+    try:
+        build = _Builder(tmp, raw_dir)
+        parts = _train(build, layouts["train"], raw, allow_subset)
+        _cuhk(build, layouts["cuhk"], raw, allow_subset)
+        _dut(build, layouts["dut"], raw)
+        _dp(build, raw, allow_subset)
+        _fullclear(build, layouts["fullclear"], raw)
+        counts = count_images(tmp)
+        expected = dict(data["expected_counts"])
+        deviations = []
+        if layouts["fullclear"] != PAPER_FULLCLEAR:
+            expected["fullclear"] = DPDD_FULLCLEAR_COUNT
+            deviations.append(f"full-clear set: DPDD train_c/target ({DPDD_FULLCLEAR_COUNT} all-in-focus images) "
+                              f"instead of the authors' FC ({data['expected_counts']['fullclear']})")
+        log.info("prepared counts: %s%s", counts, f"; training images: {parts}" if parts else "")
+        check_counts(counts, expected, allow_subset, out_dir)
+        check_counts(parts, {name: TRAIN_PARTS[name.split()[-1].lower()] for name in parts}, allow_subset, out_dir)
+        subset = {name: [counts[name], want] for name, want in expected.items() if counts[name] != want}
+        if subset:
+            deviations.append("subset (data.allow_subset): " +
+                              ", ".join(f"{name} {have} of {want}" for name, (have, want) in subset.items()))
+        for deviation in deviations:
+            log.warning("deviation from the paper: %s", deviation)
+        build.write_lists()
+        manifest = {"source": "download", "sets": layouts, "counts": counts, "expected_counts": expected,
+                    "train_parts": parts, "deviations": deviations,
+                    "mask_polarity_in_raw": {name: POLARITY[(name, layouts[name])] for name in ("cuhk", "dut")},
+                    "raw_folders": {dataset: {need: build._raw(path) for need, path in found.items()}
+                                    for dataset, found in raw.items()}}
+        write_json(tmp / "manifest.json", manifest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     publish(tmp, out_dir)
     return manifest

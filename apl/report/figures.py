@@ -1,50 +1,310 @@
-"""Figure 7 of the paper: PR curves (top) and F-measure curves (bottom) on both detection test sets."""
+"""The paper's figures rebuilt from the pipeline's results files.
+
+* Figure 7: PR curves and F-measure curves on both detection test sets, the paper's 2x2 layout
+  ((a) PR on CUHK, (b) F-measure on CUHK, (c) PR on DUT, (d) F-measure on DUT).
+* Figure 6 (qualitative detection): input | every method's focus map | GT, for a fixed set of test images.
+* Figure 9 (qualitative deblurring): input | every method's output (the composite) | sharp target.
+* Training curves: the losses of every phase of the schedule.
+
+Every figure reads only results files: metrics JSONs (which name the folders of the saved maps and of
+the ground truth), the saved maps and images, and the losses.csv of each stage. PNG and PDF are written.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
 
-from apl.data.layout import DETECTION_SETS  # noqa: E402
-from apl.io import read_json  # noqa: E402
+from apl.data.layout import DETECTION_SETS, FOLDERS  # noqa: E402
+from apl.io import atomic_path, list_images, read_image, read_json, read_mask  # noqa: E402
+from apl.metrics.detection import read_prediction  # noqa: E402
 
 LABELS = {"single_gws": "Single G_ws", "gws_O1": "G_ws O1", "gws_O2": "G_ws O2", "gws_O3": "Ours (G_ws O3)",
-          "lbp": "LBP (Yi & Eramian)"}
+          "single_gsr": "Single G_sr", "gsr_O1": "G_sr O1", "gsr_O2": "G_sr O2", "gsr_O3": "Ours (G_sr O3)",
+          "pretrain": "Pretrained G_sr",
+          "lbp": "LBP prior B(I) (Yi & Eramian)", "svd": "SVD (Su et al.)", "hifst": "HiFST-style (DCT)",
+          "input": "Defocused input"}
+SHORT = {"lbp": "B(I) (LBP prior)", "svd": "SVD", "hifst": "HiFST-style", "single_gws": "Single G_ws",
+         "gws_O3": "Ours (G_ws O3)", "single_gsr": "Single G_sr", "gsr_O3": "Ours (G_sr O3)"}
+VARIANT_LABELS = {"ugan": "U-GAN", "dcgan": "DC-GAN", "cdfgan": "CDF-GAN", "ufat": "UFAT-GAN"}
+# one fixed style per method, so a method looks the same in every panel and every run
+STYLES = {
+    "gws_O3": {"color": "#d62728", "linewidth": 2.8, "linestyle": "-", "zorder": 5},
+    "single_gws": {"color": "#1f77b4", "linewidth": 1.8, "linestyle": "-"},
+    "gws_O1": {"color": "#9e9e9e", "linewidth": 1.2, "linestyle": ":"},
+    "gws_O2": {"color": "#616161", "linewidth": 1.2, "linestyle": "--"},
+    "lbp": {"color": "#9467bd", "linewidth": 1.8, "linestyle": "-."},
+    "svd": {"color": "#2ca02c", "linewidth": 1.8, "linestyle": "-", "marker": "o", "markersize": 3},
+    "hifst": {"color": "#ff7f0e", "linewidth": 1.8, "linestyle": "-", "marker": "s", "markersize": 3},
+}
+FALLBACK_COLORS = ("#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 
 
 def label(result: dict) -> str:
-    return LABELS.get(result["stage"], result["stage"])
+    """A method's name in legends; G_sr O3 of a variant other than UFAT is named by its variant."""
+    stage, variant = result["stage"], result.get("variant")
+    if stage == "gsr_O3" and variant in VARIANT_LABELS and variant != "ufat":
+        return f"{VARIANT_LABELS[variant]} (G_sr O3)"
+    return LABELS.get(stage, stage)
 
 
-def figure7(metrics_files: list[str | Path], out_png: str | Path) -> list[Path]:
-    """Draw every detection results file's curves in the paper's 2x2 layout; write PNG and PDF."""
-    results = [read_json(path) for path in metrics_files]
-    results = [r for r in results if r["task"] == "detection"]
-    if not results:
-        raise ValueError("figure7 needs at least one detection results file")
-    fig, axes = plt.subplots(2, 2, figsize=(10, 8.5), constrained_layout=True)
-    for column, dataset in enumerate(DETECTION_SETS.values()):
-        pr_axis, f_axis = axes[0, column], axes[1, column]
-        for result in results:
-            curve = result["datasets"][dataset]["pr_curve"]
-            style = {"linewidth": 2.4 if result["stage"] == "gws_O3" else 1.4}
-            pr_axis.plot(curve["recall"], curve["precision"], label=label(result), **style)
-            f_axis.plot(curve["threshold"], curve["fmeasure"], label=label(result), **style)
-        pr_axis.set(title=f"{dataset}: precision-recall", xlabel="Recall", ylabel="Precision", xlim=(0, 1), ylim=(0, 1.02))
-        f_axis.set(title=f"{dataset}: F-measure", xlabel="Threshold", ylabel="F-measure", xlim=(0, 1), ylim=(0, 1.02))
-        for axis in (pr_axis, f_axis):
-            axis.grid(alpha=0.3)
-            axis.legend(fontsize=8, loc="lower left")
+def short_label(result: dict) -> str:
+    """A method's name as a column header of the qualitative figures."""
+    full = label(result)
+    return SHORT.get(result["stage"], full) if full == LABELS.get(result["stage"]) else full
+
+
+def save_figure(fig, out_png: str | Path, dpi: int = 150) -> list[Path]:
+    """Write the figure as PNG and as PDF beside it (atomically); return both paths."""
     out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for path in (out_png, out_png.with_suffix(".pdf")):
-        tmp = path.with_name(f".tmp-{path.name}")
-        fig.savefig(tmp, dpi=150, format=path.suffix[1:])
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=path.suffix[1:])
         written.append(path)
     plt.close(fig)
     return written
+
+
+# --------------------------------------------------------------------------------------------- Figure 7
+def _detection_results(metrics_files) -> list[dict]:
+    results = [read_json(path) for path in metrics_files]
+    results = [r for r in results if r["task"] == "detection"]
+    if not results:
+        raise ValueError("this figure needs at least one detection results file")
+    return results
+
+
+def figure7(metrics_files: list[str | Path], out_png: str | Path) -> list[Path]:
+    """Every detection results file's curves in the paper's 2x2 layout; PNG and PDF."""
+    return save_figure(draw_figure7(_detection_results(metrics_files)), out_png)
+
+
+def draw_figure7(results: list[dict]):
+    """The Figure 7 matplotlib figure of detection results (one curve per result in every panel)."""
+    fig, axes = plt.subplots(2, 2, figsize=(10, 9.2))
+    panels = "abcd"
+    handles = {}
+    for row, dataset in enumerate(DETECTION_SETS.values()):
+        pr_axis, f_axis = axes[row, 0], axes[row, 1]
+        for index, result in enumerate(results):
+            style = STYLES.get(result["stage"], {"color": FALLBACK_COLORS[index % len(FALLBACK_COLORS)],
+                                                 "linewidth": 1.5})
+            curve = result["datasets"][dataset]["pr_curve"]
+            line, = pr_axis.plot(curve["recall"], curve["precision"], label=label(result), **style)
+            f_axis.plot(curve["threshold"], curve["fmeasure"], **style)
+            handles.setdefault(label(result), line)
+        pr_axis.set(xlabel="Recall", ylabel="Precision", xlim=(0, 1), ylim=(0, 1.02))
+        f_axis.set(xlabel="Threshold (map / its maximum)", ylabel="F-measure", xlim=(0, 1), ylim=(0, 1.02))
+        pr_axis.set_title(f"({panels[2 * row]}) PR curve on {dataset}", fontsize=12)
+        f_axis.set_title(f"({panels[2 * row + 1]}) F-measure curve on {dataset}", fontsize=12)
+        for axis in (pr_axis, f_axis):
+            axis.grid(alpha=0.3)
+            axis.tick_params(labelsize=10)
+    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=min(4, len(handles)),
+               fontsize=10, frameon=False)
+    fig.suptitle("Figure 7: PR and F-measure curves (authors' protocol: precision and recall averaged over images)",
+                 fontsize=12)
+    rows_of_legend = -(-len(handles) // 4)
+    fig.tight_layout(rect=(0, 0.035 + 0.03 * rows_of_legend, 1, 0.97))
+    return fig
+
+
+# ------------------------------------------------------------------------------------ Figures 6 and 9
+def pick_stems(stems, count: int) -> list[str]:
+    """`count` stems spread evenly over the sorted list (always the same ones for the same test set)."""
+    stems = sorted(stems)
+    if count >= len(stems):
+        return stems
+    return [stems[int(round(i))] for i in np.linspace(0, len(stems) - 1, count)]
+
+
+def _one(folder: str | Path, stem: str) -> Path:
+    """The image of `stem` in a results folder; a missing one is an error naming both."""
+    found = list_images(folder)
+    if stem not in found:
+        raise FileNotFoundError(f"no image named {stem!r} in {folder}; rerun the rule that wrote this folder")
+    return found[stem]
+
+
+def _fit(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A map or image resized (bilinear) to `shape` (height, width) for display."""
+    if array.shape[:2] == tuple(shape):
+        return array
+    if array.ndim == 2:
+        return np.asarray(Image.fromarray(array.astype(np.float32)).resize((shape[1], shape[0]), Image.BILINEAR))
+    return np.asarray(Image.fromarray(array).resize((shape[1], shape[0]), Image.BILINEAR))
+
+
+def _grid(rows: list[list[tuple[np.ndarray, str]]], headers: list[str], row_labels: list[str], title: str):
+    """A grid of images without ticks; column headers on top, row labels on the left."""
+    n_rows, n_cols = len(rows), len(headers)
+    aspect = np.mean([cells[0][0].shape[0] / cells[0][0].shape[1] for cells in rows])
+    width = 1.75
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols + 0.6, width * aspect * n_rows + 0.9),
+                             squeeze=False)
+    for r, cells in enumerate(rows):
+        for c, (array, note) in enumerate(cells):
+            axis = axes[r, c]
+            if array.ndim == 2:
+                axis.imshow(array, cmap="gray", vmin=0.0, vmax=1.0, interpolation="bilinear")
+            else:
+                axis.imshow(array, interpolation="bilinear")
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if note:
+                axis.set_xlabel(note, fontsize=8, labelpad=2)
+            if r == 0:
+                axis.set_title(headers[c], fontsize=9)
+        axes[r, 0].set_ylabel(row_labels[r], fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.96), h_pad=0.6, w_pad=0.3)
+    return fig
+
+
+def figure6(metrics_files: list[str | Path], datasets: str | Path, out_png: str | Path, per_set: int = 3) -> list[Path]:
+    """Input | each detection method's saved map (in the order given) | GT, for `per_set` fixed test
+    images of each detection set. The maps and GT come from the folders the metrics files name."""
+    return save_figure(draw_figure6(_detection_results(metrics_files), datasets, per_set), out_png)
+
+
+def draw_figure6(results: list[dict], datasets: str | Path, per_set: int = 3):
+    datasets = Path(datasets)
+    rows, row_labels = [], []
+    for folder, name in DETECTION_SETS.items():
+        gt_dir = Path(results[0]["datasets"][name]["gt_dir"])
+        gts = list_images(gt_dir)
+        for stem in pick_stems(gts, per_set):
+            image = read_image(_one(datasets / FOLDERS[folder], stem))
+            shape = image.shape[:2]
+            cells = [(image, "")]
+            for result in results:
+                focus = read_prediction(_one(result["datasets"][name]["pred_dir"], stem))
+                cells.append((np.clip(_fit(focus, shape), 0, 1), ""))
+            cells.append((_fit(read_mask(gts[stem], results[0]["datasets"][name]["gt_polarity"]), shape), ""))
+            rows.append(cells)
+            row_labels.append(f"{name}\n{stem}")
+    headers = ["Input"] + [short_label(r) for r in results] + ["GT"]
+    return _grid(rows, headers, row_labels, "Figure 6: defocus detection maps (white = in focus)")
+
+
+def figure9(metrics_files: list[str | Path], datasets: str | Path, out_png: str | Path, count: int = 4) -> list[Path]:
+    """Defocused input | each deblurring method's saved output (the composite) | sharp target, for
+    `count` fixed DP test images; each output is annotated with its PSNR / SSIM from the metrics file."""
+    results = [read_json(path) for path in metrics_files]
+    results = [r for r in results if r["task"] == "deblurring"]
+    if not results:
+        raise ValueError("figure 9 needs at least one deblurring results file")
+    return save_figure(draw_figure9(results, datasets, count), out_png)
+
+
+def draw_figure9(results: list[dict], datasets: str | Path, count: int = 4):
+    datasets = Path(datasets)
+    targets = list_images(results[0]["datasets"]["DP"]["gt_dir"])
+    rows, row_labels = [], []
+    for stem in pick_stems(targets, count):
+        image = read_image(_one(datasets / FOLDERS["dp"], stem))
+        shape = image.shape[:2]
+        cells = [(image, "")]
+        for result in results:
+            output = read_image(_one(result["datasets"]["DP"]["pred_dir"], stem))
+            scores = {entry["name"]: entry for entry in result["datasets"]["DP"].get("per_image", [])}
+            note = f"PSNR {scores[stem]['psnr']:.2f}, SSIM {scores[stem]['ssim']:.3f}" if stem in scores else ""
+            cells.append((_fit(output, shape), note))
+        cells.append((read_image(targets[stem]), ""))
+        rows.append(cells)
+        row_labels.append(f"DP\n{stem}")
+    headers = ["Defocused input"] + [short_label(r) for r in results] + ["Sharp target (GT)"]
+    return _grid(rows, headers, row_labels, "Figure 9: defocus deblurring (output = R (1 - M) + I M)")
+
+
+# ------------------------------------------------------------------------------------- training curves
+PHASE_NAMES = {"pretrain": "pretrain", "single_gws": "Single G$_{ws}$", "single_gsr": "Single G$_{sr}$",
+               **{f"{kind}_O{n}": f"G$_{{{kind[1:]}}}$ O{n}" for kind in ("gws", "gsr") for n in (1, 2, 3)}}
+LOSS_NAMES = {"pixel": "pixel loss to the sharp image", "d": "D loss", "adv": "adversarial loss (generator)",
+              "prior": "prior loss |G_ws(I) - B(I)|_1"}
+
+
+def read_losses(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"losses file missing: {path}; the training rule of stage {path.parent.name} "
+                                f"(run {path.parent.parent.name}) makes it")
+    frame = pd.read_csv(path)
+    if frame.empty or not {"epoch", "step"} <= set(frame.columns):
+        raise ValueError(f"{path} holds no per-step losses (columns epoch, step expected)")
+    return frame
+
+
+def training_curves(losses_files: list[str | Path], out_png: str | Path) -> list[Path]:
+    """Losses per phase: (a) G_sr pretraining, (b) D, (c) generator adversarial, (d) prior L1.
+
+    Stages are drawn one after another in the order given (runs/<run>/<stage>/losses.csv); each phase is
+    shaded and named; thin lines are single steps, thick lines the mean of each epoch. Stages of other
+    runs (e.g. the single-task baselines) are drawn dashed after the schedule.
+    """
+    stages = []
+    for path in losses_files:
+        path = Path(path)
+        stages.append((path.parent.parent.name, path.parent.name, read_losses(path)))
+    return save_figure(draw_training_curves(stages), out_png)
+
+
+def draw_training_curves(stages: list[tuple[str, str, pd.DataFrame]]):
+    """The training-curves figure of (run, stage, losses) triples, drawn in the order given."""
+    if not stages:
+        raise ValueError("the training curves need at least one losses file")
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    panels = {"pixel": axes[0, 0], "d": axes[0, 1], "adv": axes[1, 0], "prior": axes[1, 1]}
+    titles = {"pixel": "(a) G_sr pretraining on synthetic pairs", "d": "(b) Discriminator D",
+              "adv": "(c) Generator adversarial loss", "prior": "(d) G_ws prior loss (Eq. 7)"}
+    offsets = {key: 0 for key in panels}
+    seen = {key: [] for key in panels}   # values drawn per panel, for robust axis limits
+    colors = {"gws": "#1f77b4", "gsr": "#d62728", "pretrain": "#2ca02c", "single_gws": "#9467bd",
+              "single_gsr": "#8c564b"}
+    main_run = stages[0][0]
+    for run, stage, frame in stages:
+        kind = stage.split("_O")[0] if "_O" in stage else stage
+        color = colors.get(kind, "#7f7f7f")
+        dashed = run != main_run
+        steps_per_epoch = int(frame.groupby("epoch")["step"].count().max())
+        for key, axis in panels.items():
+            if key not in frame.columns:
+                continue
+            x = offsets[key] + np.arange(len(frame))
+            values = frame[key].to_numpy(dtype=float)
+            axis.plot(x, values, color=color, alpha=0.25, linewidth=0.7)
+            means = frame.groupby("epoch")[key].mean()
+            centres = offsets[key] + (np.arange(len(means)) + 0.5) * steps_per_epoch
+            axis.plot(centres, means.to_numpy(), color=color, linewidth=2.0, linestyle="--" if dashed else "-",
+                      marker="o" if len(means) <= 30 else None, markersize=3)
+            seen[key] += [values, means.to_numpy()]
+            name = PHASE_NAMES.get(stage, stage)
+            axis.axvspan(offsets[key], offsets[key] + len(frame), color=color, alpha=0.05)
+            axis.axvline(offsets[key], color="#bdbdbd", linewidth=0.8)
+            axis.text(offsets[key] + len(frame) / 2, 1.0, name, transform=axis.get_xaxis_transform(), ha="center",
+                      va="bottom", fontsize=8, rotation=0, color=color)
+            offsets[key] += len(frame)
+    for key, axis in panels.items():
+        axis.set_title(titles[key], fontsize=11, pad=16)
+        axis.set(xlabel="training step (phases one after another)", ylabel=LOSS_NAMES[key])
+        axis.grid(alpha=0.3)
+        if seen[key]:   # a few exploding steps must not flatten every curve: clip at the 99th percentile
+            values = np.concatenate(seen[key])
+            means = np.concatenate(seen[key][1::2])
+            top = max(np.percentile(values, 99), means.max())
+            bottom = min(np.percentile(values, 1), means.min())
+            margin = 0.08 * (top - bottom if top > bottom else abs(top) + 1e-3)
+            axis.set_ylim(bottom - margin, top + margin)
+        if offsets[key] == 0:
+            axis.text(0.5, 0.5, "no stage of these files has this loss", ha="center", va="center",
+                      transform=axis.transAxes, color="#757575")
+    fig.suptitle(f"Training losses per phase (run {main_run}; thin: every step, thick: epoch means)", fontsize=12)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    return fig

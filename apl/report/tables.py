@@ -1,29 +1,44 @@
 """Tables 1-5 of the paper, rebuilt from the pipeline's results files beside the paper's numbers.
 
-A reproduced number enters a table only when a metrics JSON holds it. Rows the pipeline cannot run
-(other authors' methods) keep the paper's value and are marked "reported".
+A reproduced number enters a table only when a metrics JSON holds it; a missing file is an error
+naming the rule (and wildcards) that makes it. Rows the pipeline cannot run (other authors' methods)
+keep the paper's value and are marked "reported".
+
+Every table is written three ways: CSV (long form: one line per cell with dataset, metric, protocol,
+paper value, reproduced value, difference, status and results file), Markdown and LaTeX (the paper's
+layout, each cell "paper / reproduced (difference)").
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
-from apl.io import read_json
+from apl.io import read_json, write_text
 
 # Metric names of the paper -> keys of the metrics JSON (the authors' protocol).
 METRIC_KEYS = {"Fmax": "fmax", "MAE": "mae", "PSNR": "psnr", "SSIM": "ssim", "seconds": "seconds_per_image"}
+METRIC_LABELS = {"Fmax": "F_max", "MAE": "MAE", "PSNR": "PSNR", "SSIM": "SSIM", "seconds": "seconds / image"}
 LOWER_IS_BETTER = {"MAE", "seconds"}
 TITLES = {
-    1: "Table 1. Defocus detection through the mutual promotion (F_max / MAE, authors' protocol)",
-    2: "Table 2. Defocus deblurring through the mutual promotion (DP test set)",
+    1: "Table 1. Defocus detection through the mutual promotion (F_max / MAE on CUHK and DUT)",
+    2: "Table 2. Defocus deblurring through the mutual promotion (PSNR / SSIM / MAE on DP)",
     3: "Table 3. G_sr variants: how the focused area is referenced (DP test set, after G_sr O3)",
-    4: "Table 4. Comparison with unsupervised defocus detectors",
-    5: "Table 5. Comparison with defocus deblurring methods (DP test set)",
+    4: "Table 4. Comparison with unsupervised defocus detectors (F_max / MAE on CUHK and DUT, seconds per image)",
+    5: "Table 5. Comparison with defocus deblurring methods (PSNR / SSIM / MAE on DP)",
 }
+STATUS_TEXT = {"reproduced": "reproduced", "reported": "reported (paper only, not run here)"}
+
+
+def _source_text(status: str, results_file: str) -> str:
+    """The `source` column: reproduced (by the model, by our implementation of a method, or the input
+    itself as a reference), reported by the paper only, or not run."""
+    path = Path(results_file) if results_file else None
+    if status == "reproduced" and path is not None and path.parent.name == "baselines":
+        return "reference (the input, unchanged)" if path.stem == "input" else "reproduced (our implementation)"
+    return STATUS_TEXT.get(status, status)
 
 
 @dataclass(frozen=True)
@@ -39,13 +54,22 @@ class Source:
     def rule(self) -> str:
         return "evaluate_baseline" if self.run == "baselines" else "evaluate"
 
+    @property
+    def made_by(self) -> str:
+        """The rule with its wildcards, as an error message names it."""
+        if self.run == "baselines":
+            return f"{self.rule} (method={self.stage})"
+        return f"{self.rule} (run={self.run}, stage={self.stage})"
+
 
 def row_sources(config: dict) -> dict[tuple[int, str], Source | None]:
-    """(table, row) -> Source; None marks a row reported from the paper only."""
+    """(table, row) -> Source; None marks a row the configuration does not run."""
     main = config["train"]["variant"]
     sources: dict[tuple[int, str], Source | None] = {
         (1, "Single G_ws"): Source("single", "single_gws"),
         (2, "Single G_sr"): Source("single", "single_gsr"),
+        (4, "SVD"): Source("baselines", "svd"),
+        (4, "HiFST"): Source("baselines", "hifst"),
         (4, "Ours"): Source(main, "gws_O3"),
         (4, "LBP (Yi & Eramian)"): Source("baselines", "lbp"),
         (5, "Ours"): Source(main, "gsr_O3"),
@@ -71,16 +95,30 @@ def required_metrics(config: dict) -> list[Path]:
     return sorted({src.path(Path(".")) for src in row_sources(config).values() if src is not None})
 
 
+def protocol(metric: str, dataset: str, config: dict) -> str:
+    """The evaluation protocol behind one metric, in words (the CSV's `protocol` column)."""
+    size = config["evaluation"]["size"]
+    if metric == "Fmax":
+        return ("authors' protocol: mean over images of the maximum F_beta (beta^2 = 0.3) over thresholds i/255, "
+                "map resized to the GT and divided by its maximum, GT >= 0.1 positive")
+    if metric == "MAE" and dataset in ("CUHK", "DUT"):
+        return f"authors' protocol: mean absolute error of the map at {size}x{size} against the GT binarised at 125/255"
+    if metric in ("PSNR", "SSIM", "MAE"):
+        return (f"output and sharp target as 8-bit RGB at {size}x{size}; PSNR on [0, 1], SSIM (7x7 uniform window, "
+                "data_range 1, over colour channels), MAE over the three channels")
+    if metric == "seconds":
+        return "mean wall time of the method's call per test image (see the table's timing note)"
+    return ""
+
+
 def _reproduced(source: Source, metrics_dir: Path, dataset: str, metric: str) -> float:
     path = source.path(metrics_dir)
-    data = read_json(path, made_by=source.rule)
+    data = read_json(path, made_by=source.made_by)
     key = METRIC_KEYS[metric]
-    if metric == "seconds":
-        return float(data[key])
     try:
-        return float(data["datasets"][dataset][key])
+        return float(data[key]) if metric == "seconds" else float(data["datasets"][dataset][key])
     except KeyError:
-        raise KeyError(f"{path} holds no {metric} for {dataset}; rerun the rule `{source.rule}`") from None
+        raise ValueError(f"{path} holds no {metric} for {dataset}; rerun the rule `{source.made_by}`") from None
 
 
 def build_long(config: dict, metrics_dir: str | Path) -> pd.DataFrame:
@@ -107,54 +145,131 @@ def build_long(config: dict, metrics_dir: str | Path) -> pd.DataFrame:
             else:
                 status = "reproduced"
                 reproduced = _reproduced(source, metrics_dir, "DP" if dataset == "-" else dataset, metric)
-            records.append({"table": table, "row": row, "dataset": dataset, "metric": metric, "paper": paper_value,
+            records.append({"table": table, "row": row, "dataset": dataset, "metric": metric,
+                            "protocol": protocol(metric, dataset, config), "paper": paper_value,
                             "reproduced": reproduced, "difference": reproduced - paper_value, "status": status,
                             "results_file": str(source.path(metrics_dir)) if source else ""})
     return pd.DataFrame.from_records(records)
 
 
-def _cell(paper: float, reproduced: float, metric: str) -> str:
-    digits = 2 if metric == "PSNR" else 3
-    fmt = lambda v: "-" if pd.isna(v) else f"{v:.{digits}f}"   # noqa: E731
+def _fmt(value: float, metric: str, signed: bool = False) -> str:
+    if pd.isna(value):
+        return "-"
+    sign = "+" if signed else ""
+    if metric == "seconds":
+        return f"{value:{sign}.3g}" if abs(value) >= 1e-4 or value == 0 else f"{value:{sign}.1e}"
+    return f"{value:{sign}.{2 if metric == 'PSNR' else 3}f}"
+
+
+def cell_text(paper: float, reproduced: float, metric: str) -> str:
+    """'paper / reproduced (difference)'; '0.420 (paper)' for a reported cell; '0.875 (ours)' for a new row."""
     if pd.isna(reproduced):
-        return f"{fmt(paper)} (paper)"
+        return f"{_fmt(paper, metric)} (paper)"
     if pd.isna(paper):
-        return f"{fmt(reproduced)} (ours)"
-    return f"{fmt(paper)} / {fmt(reproduced)} ({reproduced - paper:+.{digits}f})"
+        return f"{_fmt(reproduced, metric)} (ours)"
+    return f"{_fmt(paper, metric)} / {_fmt(reproduced, metric)} ({_fmt(reproduced - paper, metric, signed=True)})"
 
 
 def wide(long: pd.DataFrame, table: int) -> pd.DataFrame:
+    """The table in the paper's layout: one row per method / setting, a `source` column, one column per cell."""
     part = long[long["table"] == table]
-    part = part.assign(column=[m if d == "-" else f"{d} {m}" for d, m in zip(part["dataset"], part["metric"])],
-                       cell=[_cell(p, r, m) for p, r, m in zip(part["paper"], part["reproduced"], part["metric"])])
+    part = part.assign(column=[METRIC_LABELS[m] if d == "-" else f"{d} {METRIC_LABELS[m]}"
+                               for d, m in zip(part["dataset"], part["metric"])],
+                       cell=[cell_text(p, r, m) for p, r, m in zip(part["paper"], part["reproduced"], part["metric"])])
     order = list(dict.fromkeys(part["row"]))
     columns = list(dict.fromkeys(part["column"]))
     grid = part.pivot(index="row", columns="column", values="cell").reindex(index=order, columns=columns)
-    status = part.groupby("row", sort=False)["status"].first().reindex(order)
-    grid.insert(0, "source", status)
+    first = part.groupby("row", sort=False)[["status", "results_file"]].first().reindex(order)
+    grid.insert(0, "source", [_source_text(status, path) for status, path in zip(first["status"], first["results_file"])])
+    grid.index.name = "method" if table in (4, 5) else "setting"
+    grid.columns.name = None
     return grid.fillna("-")
+
+
+def _size_text(sizes: dict) -> str:
+    common = sorted(sizes.items(), key=lambda kv: -kv[1])
+    text = ", ".join(f"{count} x {size}" for size, count in common[:3])
+    return text + (f" and {len(common) - 3} other sizes" if len(common) > 3 else "")
+
+
+def timing_note(long: pd.DataFrame, table: int) -> str:
+    """Where, on what inputs and at what working resolution the seconds of a table were measured,
+    read from the results files themselves."""
+    rows = long[(long["table"] == table) & (long["metric"] == "seconds") & (long["status"] == "reproduced")]
+    if rows.empty:
+        return ""
+    machines, inputs, working = {}, {}, []
+    for row, path in zip(rows["row"], rows["results_file"]):
+        data = read_json(path)
+        timing = data.get("timing", {})
+        device = timing.get("device", data.get("device", "?"))
+        machines.setdefault(timing.get("machine", "machine not recorded"), []).append(f"{row} on {device}")
+        inputs.setdefault(_size_text(timing.get("input_sizes", {})) or "not recorded", []).append(row)
+        if data.get("variant") == "baseline":
+            working.append(f"{row}: {data.get('working_resolution', 'not recorded')}")
+        else:
+            working.append(f"{row}: network input {data.get('image_size', '?')}x{data.get('image_size', '?')}")
+    where = "; ".join(f"{machine} ({', '.join(who)})" for machine, who in machines.items())
+    if len(inputs) == 1:
+        sizes = next(iter(inputs))
+    else:
+        sizes = "; ".join(f"{', '.join(who)}: {text}" for text, who in inputs.items())
+    return ("Seconds: mean wall time per test image of the method's call (decoded image in, map out; one warm-up "
+            f"call excluded) over both detection test sets. Measured by this run on {where}. Inputs: the test "
+            f"images at their stored size ({sizes}). Working resolution: {'; '.join(working)}. "
+            "The paper's seconds were measured on an RTX 2080Ti workstation.")
+
+
+def legend(table: int, config: dict) -> str:
+    size = config["evaluation"]["size"]
+    cells = ("Cells: paper / reproduced (reproduced - paper); '(paper)': the paper's number only; "
+             "'(ours)': a row the paper does not have.")
+    if table in (1, 4):
+        return (f"{cells} Datasets: CUHK and DUT test sets. Protocol (the authors' evaluation code): F_max = mean "
+                "over images of the maximum F_beta (beta^2 = 0.3) over thresholds i/255 of the map divided by its "
+                f"maximum; MAE of the map at {size}x{size} against the GT binarised at 125/255.")
+    return (f"{cells} Dataset: DP (DPDD) test set. Protocol: output (the composite R(1 - M) + I M) and sharp "
+            f"target as 8-bit RGB at {size}x{size}; PSNR on [0, 1]; SSIM (7x7 uniform window, over colour "
+            "channels); MAE over the three channels.")
+
+
+def latex_escape(text: str) -> str:
+    replacements = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(replacements.get(char, char) for char in str(text))
+
+
+def to_latex(grid: pd.DataFrame, caption: str, label: str, notes: list[str]) -> str:
+    """A booktabs table (needs \\usepackage{booktabs}); every text is escaped."""
+    header = [grid.index.name or ""] + list(grid.columns)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small",
+             rf"\caption{{{latex_escape(caption)}}}", rf"\label{{{label}}}",
+             r"\begin{tabular}{l" + "l" * len(grid.columns) + "}", r"\toprule",
+             " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
+    for name, values in grid.iterrows():
+        lines.append(" & ".join(latex_escape(v) for v in [name, *values]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [rf"\par\smallskip\footnotesize {latex_escape(note)}" for note in notes if note]
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
 
 
 def write_tables(config: dict, metrics_dir: str | Path, out_dir: str | Path) -> list[Path]:
     """Write every table as CSV (long form), Markdown and LaTeX; return the written paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir, metrics_dir = Path(out_dir), Path(metrics_dir)
     long = build_long(config, metrics_dir)
     written = []
     for table in sorted(long["table"].unique()):
         grid = wide(long, table)
+        notes = [legend(table, config), timing_note(long, table)]
         stem = out_dir / f"table{table}"
-        legend = ("Cells: paper / reproduced (difference). Detection: authors' protocol (mean of per-image "
-                  "max F_beta, beta^2 = 0.3; MAE at {0}x{0}). Deblurring: PSNR / SSIM / MAE at {0}x{0}.")
+        markdown = f"### {TITLES[table]}\n\n{grid.to_markdown()}\n\n" + "\n\n".join(n for n in notes if n) + "\n"
         outputs = {
             stem.with_suffix(".csv"): long[long["table"] == table].to_csv(index=False),
-            stem.with_suffix(".md"): f"### {TITLES[table]}\n\n{grid.to_markdown()}\n\n"
-                                     f"{legend.format(config['evaluation']['size'])}\n",
-            stem.with_suffix(".tex"): grid.to_latex(caption=TITLES[table], label=f"tab:{table}"),
+            stem.with_suffix(".md"): markdown,
+            stem.with_suffix(".tex"): to_latex(grid, TITLES[table], f"tab:apl-{table}", notes),
         }
         for path, text in outputs.items():
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(text)
-            os.replace(tmp, path)
+            write_text(path, text)
             written.append(path)
     return written

@@ -19,10 +19,15 @@ if config["data"]["source"] == "demo":
 else:
 
     rule download:
+        # Fetches what it can (resumable, verified against data.lock_file, which it extends on first
+        # sight of a file), extracts archives, and otherwise stops with what to put where.
         output:
             f"{DATA}/raw.json",
         params:
             raw=config["data"]["raw_dir"],
+            lock=config["data"]["lock_file"],
+            sets=config["data"]["sets"],
+            datasets=config["data"]["datasets"],
         log:
             f"{RESULTS}/logs/download.log",
         conda:
@@ -37,6 +42,7 @@ else:
             directory(f"{DATA}/datasets"),
         params:
             raw=config["data"]["raw_dir"],
+            sets=config["data"]["sets"],
             counts=config["data"]["expected_counts"],
             allow_subset=config["data"]["allow_subset"],
         log:

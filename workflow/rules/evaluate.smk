@@ -1,5 +1,5 @@
 # Evaluation: every stage's outputs are saved, then scored by apl.metrics (authors' protocol).
-from apl.baselines import METHODS
+from apl.baselines import METHODS, settings as baseline_settings
 
 
 rule evaluate:
@@ -32,7 +32,7 @@ rule evaluate_baseline:
     wildcard_constraints:
         method="|".join(METHODS),
     params:
-        prior=config["prior"],
+        settings=lambda wildcards: baseline_settings(wildcards.method, config),   # a change reruns the method
         evaluation=config["evaluation"],
     log:
         f"{RESULTS}/logs/baselines/{{method}}.log",

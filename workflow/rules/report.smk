@@ -1,16 +1,42 @@
-# Tables 1-5, Figure 7 and the report, built only from results files.
+# Tables 1-5, Figures 6, 7 and 9, the training curves and REPORT.md, built only from results files.
+# Outputs wrapped in report() appear, with the captions of workflow/report/, in `snakemake --report report.html`.
+from apl.baselines import METHODS as BASELINES
+
+
+report: "../report/workflow.rst"
+
+
+REPORT_DIR = "../report"   # captions: relative to this file
+FIGURES = f"{RESULTS}/figures"
+DETECTION_BASELINES = [name for name, (task, _) in BASELINES.items() if task == "detection"]
+# Figure 7: every detection method this run evaluates (training stages, then the classic detectors).
 DETECTION_CURVES = (
     [metrics_file(schedule.SINGLE, "single_gws")]
     + [metrics_file(MAIN, f"gws_O{n}") for n in schedule.ROUNDS]
-    + [metrics_file("baselines", "lbp")]
+    + [metrics_file("baselines", name) for name in DETECTION_BASELINES]
 )
+# Figure 6 columns: the prior B(I), the classic detectors, Single G_ws, ours.
+DETECTION_COLUMNS = (
+    [metrics_file("baselines", name) for name in DETECTION_BASELINES]
+    + [metrics_file(schedule.SINGLE, "single_gws"), metrics_file(MAIN, "gws_O3")]
+)
+DEBLUR_COLUMNS = [metrics_file(schedule.SINGLE, "single_gsr"), metrics_file(MAIN, "gsr_O3")]
+TRAINING_LOSSES = [losses_file(MAIN, stage) for stage in schedule.ALTERNATION] + [
+    losses_file(schedule.SINGLE, stage) for stage in ("single_gws", "single_gsr")
+]
+FIGURE_FILES = [f"{FIGURES}/{stem}.png" for stem in ("figure7", "figure6", "figure9", "training_curves")]
 
 
 rule tables:
     input:
         [f"{RESULTS}/metrics/{path}" for path in required_metrics(config)],
     output:
-        TABLE_FILES,
+        [
+            report(path, caption=f"{REPORT_DIR}/{os.path.basename(path)[:-4]}.rst", category="Tables")
+            if path.endswith(".csv")
+            else path
+            for path in TABLE_FILES
+        ],
     params:
         metrics=lambda wildcards, input: os.path.dirname(os.path.dirname(input[0])),   # metrics/<run>/<stage>.json
         out=lambda wildcards, output: os.path.dirname(output[0]),
@@ -27,8 +53,8 @@ rule figure7:
     input:
         DETECTION_CURVES,
     output:
-        png=f"{RESULTS}/figures/figure7.png",
-        pdf=f"{RESULTS}/figures/figure7.pdf",
+        png=report(f"{FIGURES}/figure7.png", caption=f"{REPORT_DIR}/figure7.rst", category="Figures"),
+        pdf=f"{FIGURES}/figure7.pdf",
     log:
         f"{RESULTS}/logs/figure7.log",
     conda:
@@ -37,12 +63,56 @@ rule figure7:
         apl("figure7", "--metrics {input} --out {output.png}", with_config=False)
 
 
+rule figure6:
+    input:
+        metrics=DETECTION_COLUMNS,
+        datasets=f"{DATA}/datasets",
+    output:
+        png=report(f"{FIGURES}/figure6.png", caption=f"{REPORT_DIR}/figure6.rst", category="Figures"),
+        pdf=f"{FIGURES}/figure6.pdf",
+    log:
+        f"{RESULTS}/logs/figure6.log",
+    conda:
+        CONDA_ENV
+    shell:
+        apl("figure6", "--metrics {input.metrics} --datasets {input.datasets} --out {output.png}", with_config=False)
+
+
+rule figure9:
+    input:
+        metrics=DEBLUR_COLUMNS,
+        datasets=f"{DATA}/datasets",
+    output:
+        png=report(f"{FIGURES}/figure9.png", caption=f"{REPORT_DIR}/figure9.rst", category="Figures"),
+        pdf=f"{FIGURES}/figure9.pdf",
+    log:
+        f"{RESULTS}/logs/figure9.log",
+    conda:
+        CONDA_ENV
+    shell:
+        apl("figure9", "--metrics {input.metrics} --datasets {input.datasets} --out {output.png}", with_config=False)
+
+
+rule training_curves:
+    input:
+        TRAINING_LOSSES,
+    output:
+        png=report(f"{FIGURES}/training_curves.png", caption=f"{REPORT_DIR}/training_curves.rst", category="Figures"),
+        pdf=f"{FIGURES}/training_curves.pdf",
+    log:
+        f"{RESULTS}/logs/training_curves.log",
+    conda:
+        CONDA_ENV
+    shell:
+        apl("training-curves", "--losses {input} --out {output.png}", with_config=False)
+
+
 rule report:
     input:
         tables=TABLE_FILES,
-        figure=f"{RESULTS}/figures/figure7.png",
+        figures=FIGURE_FILES,
     output:
-        f"{RESULTS}/REPORT.md",
+        report(f"{RESULTS}/REPORT.md", caption=f"{REPORT_DIR}/report_md.rst", category="Report"),
     params:
         results=lambda wildcards, output: os.path.dirname(output[0]),
     log:
