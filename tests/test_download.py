@@ -23,6 +23,7 @@ from apl import cli
 from apl.config import load
 from apl.data.download import (CHUNK, ArchiveError, ChecksumError, DownloadError, Lock, MissingDataError, archive_kind,
                                download, ensure_dataset, extract, fetch)
+from apl.data.prepare import split_rows
 from apl.io import list_images
 
 ROOT = Path(__file__).resolve().parents[1]
