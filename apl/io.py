@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -84,13 +84,27 @@ def atomic_path(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
+    tmp = _new_file_beside(path)
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+
+
+def _new_file_beside(path: Path) -> Path:
+    """An empty, uniquely named hidden file beside `path`, with the mode of any new file (0666 less the umask).
+
+    Not tempfile.mkstemp: its files are 0600 whatever the umask, so a group sharing a results folder
+    or a DVC cache could not read what the pipeline wrote.
+    """
+    while True:
+        tmp = path.with_name(f".{path.stem}.{secrets.token_hex(6)}{path.suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
 
 
 def write_image(path: str | os.PathLike, array: np.ndarray) -> None:
