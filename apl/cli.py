@@ -19,6 +19,14 @@ def _config(args) -> dict:
     return config_module.load(args.config)
 
 
+def _gpu_job_config(args) -> dict:
+    """The config of a job that runs on the GPU: `device: auto` becomes a CUDA device no other job holds."""
+    from apl.devices import for_job
+    config = _config(args)
+    config["device"] = for_job(config["device"])
+    return config
+
+
 def cmd_demo_data(args):
     from apl.data.demo import build_demo
     manifest = build_demo(_config(args), args.out)
@@ -58,14 +66,14 @@ def cmd_cache(args):
 
 def cmd_train(args):
     from apl.train.loop import train_stage
-    meta = train_stage(_config(args), args.stage, args.variant, args.cache_dir, args.init, args.out_dir)
+    meta = train_stage(_gpu_job_config(args), args.stage, args.variant, args.cache_dir, args.init, args.out_dir)
     print(f"trained {meta['run']}: {meta['epochs']} epochs x {meta['steps_per_epoch']} steps "
           f"on {meta['device']} in {meta['seconds_this_run']} s")
 
 
 def cmd_evaluate(args):
     from apl.evaluate import evaluate_stage
-    result = evaluate_stage(_config(args), args.stage, args.variant, args.weights, args.datasets, args.maps)
+    result = evaluate_stage(_gpu_job_config(args), args.stage, args.variant, args.weights, args.datasets, args.maps)
     write_json(args.out, result)
     _print_scores(result)
 
