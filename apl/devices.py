@@ -147,3 +147,15 @@ def for_job(setting: str) -> str:
     name = f"cuda:{taken.device.index}"
     log.info("device %s (%s, %s), held through %s", name, taken.device.name, taken.device.uuid, taken.lock)
     return name
+
+
+def cuda_expected(setting: str) -> bool:
+    """Whether jobs with this device setting will run on a GPU here, without importing torch (slow to start):
+    `auto` counts the GPUs the NVIDIA driver lists, less those hidden by CUDA_VISIBLE_DEVICES."""
+    if setting != "auto":
+        return setting.startswith("cuda")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())

@@ -1,10 +1,18 @@
 # Helpers shared by the rules: paths, the one way a rule calls apl, the config sections stages depend on.
+from apl.devices import cuda_expected
 from apl.report.tables import required_metrics
 
 VARIANT_PATTERN = "|".join(["ugan", "dcgan", "cdfgan", "ufat"])
 RUN_PATTERN = f"{VARIANT_PATTERN}|{schedule.SINGLE}"
-CONDA_ENV = os.path.join(workflow.basedir, "environment.yml")
 CACHE = f"{DATA}/cache"
+# A job that runs a network (training, evaluation) or times methods (evaluation) holds one unit of the `gpu`
+# resource when the jobs run on a GPU, so `--resources gpu=N` (workflow/profiles/default) runs at most N at
+# once and each takes its own device (apl/devices.py). On a machine without a GPU they hold none and run
+# side by side as --cores allows. The SLURM profile sets the GPU request of each rule itself.
+GPU = 1 if cuda_expected(config["device"]) else 0
+# A training job that fails (killed, out of memory, a node lost, the cluster's time limit) is started again
+# this often; it resumes from its last finished epoch.
+TRAIN_RETRIES = 2
 TABLE_FILES = [f"{RESULTS}/tables/table{n}.{ext}" for n in (1, 2, 3, 4, 5) for ext in ("csv", "md", "tex")]
 
 

@@ -11,12 +11,13 @@ if config["data"]["source"] == "demo":
             seed=config["seed"],
         log:
             f"{RESULTS}/logs/demo_data.log",
-        conda:
-            CONDA_ENV
         shell:
             apl("demo-data", "--out {output}")
 
 else:
+
+    localrules:
+        download,   # needs the internet: run where Snakemake runs, never on a cluster node
 
     rule download:
         # Fetches what it can (resumable, verified against data.lock_file, which it extends on first
@@ -30,8 +31,6 @@ else:
             datasets=config["data"]["datasets"],
         log:
             f"{RESULTS}/logs/download.log",
-        conda:
-            CONDA_ENV
         shell:
             apl("download", "--out {output}")
 
@@ -47,8 +46,6 @@ else:
             allow_subset=config["data"]["allow_subset"],
         log:
             f"{RESULTS}/logs/prepare.log",
-        conda:
-            CONDA_ENV
         shell:
             apl("prepare", "--raw {params.raw} --out {output}")
 
@@ -62,10 +59,9 @@ rule synthesize:
         synthesis=config["synthesis"],
         size=config["image_size"],
         seed=config["seed"],
+    threads: 2   # the command's worker processes
     log:
         f"{RESULTS}/logs/synthesize.log",
-    conda:
-        CONDA_ENV
     shell:
         apl("synthesize", "--datasets {input} --out {output}")
 
@@ -80,9 +76,8 @@ rule cache:
     params:
         size=config["image_size"],
         prior=lambda wildcards: config["prior"] if wildcards.set == "train" else None,
+    threads: 2   # the command's worker processes
     log:
         f"{RESULTS}/logs/cache_{{set}}.log",
-    conda:
-        CONDA_ENV
     shell:
         apl("cache", "--set {wildcards.set} --source {input} --out {output}")

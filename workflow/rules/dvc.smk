@@ -27,8 +27,6 @@ rule plots_data:
         out=lambda wildcards, output: plotdata.plots_root(output[0]),
     log:
         f"{RESULTS}/logs/plots_data.log",
-    conda:
-        CONDA_ENV
     shell:
         apl("plots-data", "--losses {input.losses} --metrics {input.metrics} --out {params.out}", with_config=False)
 

@@ -11,10 +11,10 @@ rule evaluate:
         maps=directory(f"{RESULTS}/maps/{{run}}/{{stage}}"),
     params:
         evaluation=config["evaluation"],
+    resources:
+        gpu=GPU,   # the network runs on the GPU, and Table 4 times it: alone on its device
     log:
         f"{RESULTS}/logs/{{run}}/evaluate_{{stage}}.log",
-    conda:
-        CONDA_ENV
     shell:
         apl(
             "evaluate",
@@ -34,10 +34,10 @@ rule evaluate_baseline:
     params:
         settings=lambda wildcards: baseline_settings(wildcards.method, config),   # a change reruns the method
         evaluation=config["evaluation"],
+    resources:
+        gpu=GPU,   # not for a device: Table 4 times these methods, so they do not run beside a GPU job
     log:
         f"{RESULTS}/logs/baselines/{{method}}.log",
-    conda:
-        CONDA_ENV
     shell:
         apl(
             "baseline",

@@ -43,8 +43,6 @@ rule tables:
         train=config["train"],
     log:
         f"{RESULTS}/logs/tables.log",
-    conda:
-        CONDA_ENV
     shell:
         apl("tables", "--metrics {params.metrics} --out {params.out}")
 
@@ -57,8 +55,6 @@ rule figure7:
         pdf=f"{FIGURES}/figure7.pdf",
     log:
         f"{RESULTS}/logs/figure7.log",
-    conda:
-        CONDA_ENV
     shell:
         apl("figure7", "--metrics {input} --out {output.png}", with_config=False)
 
@@ -72,8 +68,6 @@ rule figure6:
         pdf=f"{FIGURES}/figure6.pdf",
     log:
         f"{RESULTS}/logs/figure6.log",
-    conda:
-        CONDA_ENV
     shell:
         apl("figure6", "--metrics {input.metrics} --datasets {input.datasets} --out {output.png}", with_config=False)
 
@@ -87,8 +81,6 @@ rule figure9:
         pdf=f"{FIGURES}/figure9.pdf",
     log:
         f"{RESULTS}/logs/figure9.log",
-    conda:
-        CONDA_ENV
     shell:
         apl("figure9", "--metrics {input.metrics} --datasets {input.datasets} --out {output.png}", with_config=False)
 
@@ -101,8 +93,6 @@ rule training_curves:
         pdf=f"{FIGURES}/training_curves.pdf",
     log:
         f"{RESULTS}/logs/training_curves.log",
-    conda:
-        CONDA_ENV
     shell:
         apl("training-curves", "--losses {input} --out {output.png}", with_config=False)
 
@@ -117,7 +107,5 @@ rule report:
         results=lambda wildcards, output: os.path.dirname(output[0]),
     log:
         f"{RESULTS}/logs/report.log",
-    conda:
-        CONDA_ENV
     shell:
         apl("report", "--results {params.results} --out {output}")

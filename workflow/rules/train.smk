@@ -12,11 +12,10 @@ rule pretrain_gsr:
     params:
         **train_params(lambda wildcards: "pretrain", lambda wildcards: wildcards.variant),
     resources:
-        gpu=1,
+        gpu=GPU,
+    retries: TRAIN_RETRIES
     log:
         f"{RESULTS}/logs/{{variant}}/pretrain.log",
-    conda:
-        CONDA_ENV
     shell:
         TRAIN
 
@@ -31,11 +30,10 @@ rule train_gws:
     params:
         **train_params(lambda wildcards: f"gws_O{wildcards.n}", lambda wildcards: wildcards.variant),
     resources:
-        gpu=1,
+        gpu=GPU,
+    retries: TRAIN_RETRIES
     log:
         f"{RESULTS}/logs/{{variant}}/gws_O{{n}}.log",
-    conda:
-        CONDA_ENV
     shell:
         TRAIN
 
@@ -50,11 +48,10 @@ rule train_gsr:
     params:
         **train_params(lambda wildcards: f"gsr_O{wildcards.n}", lambda wildcards: wildcards.variant),
     resources:
-        gpu=1,
+        gpu=GPU,
+    retries: TRAIN_RETRIES
     log:
         f"{RESULTS}/logs/{{variant}}/gsr_O{{n}}.log",
-    conda:
-        CONDA_ENV
     shell:
         TRAIN
 
@@ -68,11 +65,10 @@ rule single_gws:
     params:
         **train_params(lambda wildcards: "single_gws", lambda wildcards: schedule.SINGLE),
     resources:
-        gpu=1,
+        gpu=GPU,
+    retries: TRAIN_RETRIES
     log:
         f"{RESULTS}/logs/{schedule.SINGLE}/single_gws.log",
-    conda:
-        CONDA_ENV
     shell:
         TRAIN
 
@@ -87,10 +83,9 @@ rule single_gsr:
     params:
         **train_params(lambda wildcards: "single_gsr", lambda wildcards: schedule.SINGLE),
     resources:
-        gpu=1,
+        gpu=GPU,
+    retries: TRAIN_RETRIES
     log:
         f"{RESULTS}/logs/{schedule.SINGLE}/single_gsr.log",
-    conda:
-        CONDA_ENV
     shell:
         TRAIN
