@@ -4,17 +4,30 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: install demo test lint paper-dry-run clean-demo dvc-pipeline dvc-check dvc-demo dvc-test
+.PHONY: install lock demo test lint paper-dry-run clean-demo dvc-pipeline dvc-check dvc-demo dvc-test
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements-torch.txt requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch/torchvision first, pinned: the releases this project is tested with (CUDA build, runs on CPU too)
-	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install --quiet -e ".[pipeline,test]"
+	# torch/torchvision first (requirements-torch.txt), then every other dependency at its locked version,
+	# then apl itself without letting pip pick anything else; pip check proves the set is complete.
+	$(BIN)/python -m pip install --quiet -r requirements-torch.txt
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e ".[pipeline,test]"
+	$(BIN)/python -m pip check
 	touch $@
+
+# Rewrite requirements.lock from the installed environment, after changing a dependency in pyproject.toml
+# (`$(BIN)/python -m pip install -e ".[pipeline,test]"` first). torch, torchvision and the CUDA libraries
+# torch pins stay out of it (requirements-torch.txt).
+lock:
+	@{ echo "# Every Python dependency of apl[pipeline,test] at the version tested, except torch/torchvision"; \
+	  echo "# (requirements-torch.txt) and the CUDA libraries torch pins. Written by \`make lock\`; used by make install."; \
+	  $(BIN)/python -m pip freeze --exclude-editable --all | grep -v -i -E '^(pip|torch|torchvision|triton|nvidia-[a-z0-9-]+|cuda-[a-z-]+)==' ; \
+	} > requirements.lock
+	@echo "requirements.lock: $$(grep -c '==' requirements.lock) pinned packages"
 
 demo: install
 	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
@@ -26,8 +39,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# The rules name no conda environment on purpose (README, "Environments"): that lint is expected.
 lint: install
-	$(BIN)/snakemake --lint
+	$(BIN)/python -m pytest -q tests/test_pipeline.py -k lint
 	$(BIN)/snakemake -n --quiet rules
 
 clean-demo:

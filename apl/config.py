@@ -13,7 +13,9 @@ import jsonschema
 import yaml
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
-DEFAULT_CONFIG = Path("config") / "config.yaml"
+# The paper profile, packaged with apl (a link to config/config.yaml, copied into built wheels), so `apl`
+# works from any folder without -c.
+DEFAULT_CONFIG = Path(__file__).with_name("default_config.yaml")
 
 
 class ConfigError(ValueError):

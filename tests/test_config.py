@@ -52,3 +52,10 @@ def test_merge_is_deep_and_does_not_mutate():
 def test_schema_is_shared_with_snakemake():
     link = ROOT / "workflow" / "schemas" / "config.schema.yaml"
     assert link.resolve() == config_module.SCHEMA_PATH.resolve()
+
+
+def test_default_config_is_packaged_so_apl_runs_from_any_folder(tmp_path, monkeypatch):
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)   # no config/ here
+    assert config_module.DEFAULT_CONFIG.read_text() == (root / "config" / "config.yaml").read_text()
+    assert config_module.load() == config_module.load([root / "config" / "config.yaml"])
