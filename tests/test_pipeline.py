@@ -86,6 +86,18 @@ def test_outputs_of_every_stage_exist(finished):
     assert "| train |" in report   # wall time per stage, read from the rules' logs
 
 
+def test_every_file_written_follows_the_umask(finished, workdir):
+    """Tables, figures, REPORT.md, datasets, caches, checkpoints: readable by the group under umask 022."""
+    umask = os.umask(0)
+    os.umask(umask)
+    expected = 0o666 & ~umask
+    files = [path for folder in ("results/test", "data/test") for path in (workdir / folder).rglob("*") if path.is_file()]
+    assert len(files) > 100
+    wrong = [f"{path.relative_to(workdir)}: {oct(path.stat().st_mode & 0o777)}" for path in files
+             if path.stat().st_mode & 0o777 != expected]
+    assert not wrong, wrong[:20]
+
+
 def test_snakemake_html_report_holds_the_tables_and_figures(finished, workdir):
     result = snakemake(workdir, "--configfile", "config/test.yaml", "--report", "report.html", check=False)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
