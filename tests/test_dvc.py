@@ -30,7 +30,7 @@ DVC = [sys.executable, "-m", "dvc"]
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org"}
-REPOSITORY_FILES = ["workflow", "config", "environment.yml", "dvc.yaml", "pipelines", ".dvcignore",
+REPOSITORY_FILES = ["Snakefile", "profiles", "workflow", "config", "environment.yml", "dvc.yaml", "pipelines", ".dvcignore",
                     ".dvc/config", ".dvc/.gitignore"]
 
 

@@ -161,7 +161,7 @@ def _job(job, config_keys: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--snakefile", type=Path, default=Path("workflow/Snakefile"))
+    parser.add_argument("--snakefile", type=Path, default=Path("Snakefile"))
     parser.add_argument("--configfile", type=Path, action="append", default=[])
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
