@@ -120,7 +120,8 @@ def cmd_report(args):
 
 def cmd_eval_detection(args):
     from apl.metrics.detection import score_detection_dirs
-    result = score_detection_dirs(args.pred, args.gt, args.gt_polarity, args.mae_size)
+    result = score_detection_dirs(args.pred, args.gt, args.gt_polarity, args.mae_size,
+                                  pred_polarity=args.pred_polarity, pred_suffix=args.pred_suffix)
     write_json(args.out, result)
     print(f"F_max {result['fmax']:.4f}  MAE {result['mae']:.4f}  (salient-object convention: "
           f"F_max {result['fmax_sod']:.4f}  MAE {result['mae_sod']:.4f})  n={result['n_images']} -> {args.out}")
@@ -128,7 +129,7 @@ def cmd_eval_detection(args):
 
 def cmd_eval_deblur(args):
     from apl.metrics.deblurring import score_deblur_dirs
-    result = score_deblur_dirs(args.pred, args.gt, args.size)
+    result = score_deblur_dirs(args.pred, args.gt, args.size, pred_suffix=args.pred_suffix)
     write_json(args.out, result)
     print(f"PSNR {result['psnr']:.3f}  SSIM {result['ssim']:.4f}  MAE {result['mae']:.4f}  n={result['n_images']} -> {args.out}")
 
@@ -278,12 +279,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--gt", type=Path, required=True)
     p.add_argument("--gt-polarity", choices=("focus-white", "blur-white"), required=True,
                    help="what white means in the GT files (original CUHK masks: blur-white)")
+    p.add_argument("--pred-polarity", choices=("focus-white", "blur-white"), default="focus-white",
+                   help="what white means in the predicted maps (apl's: focus-white; many methods publish "
+                        "blur maps: blur-white)")
+    p.add_argument("--pred-suffix", default="", help="removed from prediction names before matching (e.g. _focus)")
     p.add_argument("--mae-size", type=int, default=160)
     p.add_argument("--out", type=Path, required=True)
     p = add("eval-deblur", cmd_eval_deblur, "score a folder of any method's deblurred images", config=False)
     p.add_argument("--pred", type=Path, required=True)
     p.add_argument("--gt", type=Path, required=True)
     p.add_argument("--size", type=int, default=160)
+    p.add_argument("--pred-suffix", default="", help="removed from prediction names before matching (e.g. _deblurred)")
     p.add_argument("--out", type=Path, required=True)
     p = add("models-summary", cmd_models_summary, "parameter counts and forward GFLOPs of every network")
     p.add_argument("--size", type=int, default=160)

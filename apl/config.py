@@ -14,6 +14,9 @@ import yaml
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
 DEFAULT_CONFIG = Path("config") / "config.yaml"
+# The paper profile beside the package in a source checkout (editable install): used when a command that
+# needs no particular profile (models-summary) runs outside the repository root.
+SOURCE_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 
 
 class ConfigError(ValueError):
@@ -54,7 +57,9 @@ def validate(config: dict, source: str = "configuration") -> dict:
 
 def load(paths: list[str | os.PathLike] | None = None) -> dict:
     """Merge the config files in order (the first is the full paper profile) and validate."""
-    paths = [Path(p) for p in (paths or [DEFAULT_CONFIG])]
+    if not paths:
+        paths = [DEFAULT_CONFIG if DEFAULT_CONFIG.exists() or not SOURCE_CONFIG.exists() else SOURCE_CONFIG]
+    paths = [Path(p) for p in paths]
     config: dict = {}
     for path in paths:
         if not path.exists():

@@ -271,7 +271,7 @@ class Model:
     def _reconstruction_small(self, small: np.ndarray, focus: np.ndarray) -> np.ndarray:
         """G_sr's reconstruction R at the working size (h x w x 3 float32 in [0, 1])."""
         gsr = self.nets["gsr"]
-        x = torch.cat([self._tensor(small), torch.from_numpy(focus)[None, None]], dim=1)
+        x = torch.cat([self._tensor(small), torch.from_numpy(np.array(focus, dtype=np.float32))[None, None]], dim=1)
 
         def reconstruct(both: torch.Tensor) -> torch.Tensor:
             return gsr(both[:, :3], both[:, 3:])["reconstruction"]
