@@ -22,12 +22,29 @@ from apl.predict import Model, full_size_outputs, read_photo, save
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def reference_rows(args, names: list[str], gt_dir: Path, tmp: Path) -> None:
+    import numpy as np
+    from apl import config as config_module
+    from apl.priors import prior_map
+    prior = config_module.load([ROOT / "config" / "config.yaml"])["prior"]
+    for label, make in (("(all in focus)", lambda photo: np.ones(photo.shape[:2], np.float32)),
+                        ("(LBP prior B(I), photo size)", lambda photo: prior_map(photo, prior))):
+        maps = tmp / label.strip("()").split(",")[0].replace(" ", "_")
+        for name in names:
+            photo = read_photo(args.cuhk / "image" / name)
+            save(maps / f"{Path(name).stem}.png", np.rint(make(photo) * 255).astype(np.uint8))
+        s = score_detection_dirs(maps, gt_dir, "blur-white")
+        print(f"| {label} | {s['fmax']:.4f} | {s['mae']:.4f} | {s['fmax_sod']:.4f} | {s['mae_sod']:.4f} | |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, required=True)
     parser.add_argument("--cuhk", type=Path, default=ROOT.parent / "shared" / "datasets" / "cuhk")
     parser.add_argument("--resolutions", nargs="+", default=["train", "256", "full"])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--references", action="store_true",
+                        help="also score an all-in-focus map and the LBP blur prior B(I) (what G_ws learns from)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     names = [row["original_name"] for row in csv.DictReader(open(ROOT / "apl/data/splits/cuhk_test_split.csv"))]
@@ -39,6 +56,8 @@ def main() -> None:
         print(f"{args.weights}: {len(names)} CUHK test images")
         print("| --resolution | F_max | MAE | F_max (SOD) | MAE (SOD) | s/image |")
         print("|---|---|---|---|---|---|")
+        if args.references:
+            reference_rows(args, names, gt_dir, Path(tmp))
         for resolution in args.resolutions:
             model = Model(args.weights, device="cpu", resolution=resolution if resolution in ("train", "full")
                           else int(resolution))
