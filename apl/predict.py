@@ -281,12 +281,7 @@ class Model:
 
     def predict(self, photo: np.ndarray, task: str) -> tuple[tuple[int, int], Upsampler, Upsampler | None]:
         """(working shape, focus upsampler, reconstruction upsampler or None) of one photo."""
-        if task == "detect" and "gws" not in self.nets:
-            raise ValueError(f"{self.weights} holds no defocus detector (G_ws); use the weights of a G_ws or later "
-                             "stage (e.g. gws_O1, gsr_O3) for --task detect")
-        if task == "deblur" and "gsr" not in self.nets:
-            raise ValueError(f"{self.weights} holds no deblurring generator (G_sr); use the weights of a G_sr stage "
-                             "(e.g. gsr_O3) for --task deblur")
+        self.check_task(task)
         height, width = photo.shape[:2]
         shape = working_shape(height, width, self.resolution, self.train_size)
         small = resize_image(photo, shape)
@@ -297,6 +292,15 @@ class Model:
                 focus = np.zeros_like(focus)
             recon = Upsampler(self._reconstruction_small(small, focus), height, width)
         return shape, Upsampler(focus[..., None], height, width), recon
+
+    def check_task(self, task: str) -> None:
+        """A clear error when the weights lack the network `task` needs."""
+        if task == "detect" and "gws" not in self.nets:
+            raise ValueError(f"{self.weights} holds no defocus detector (G_ws); use the weights of a G_ws or later "
+                             "stage (e.g. gws_O1, gsr_O3) for --task detect")
+        if task == "deblur" and "gsr" not in self.nets:
+            raise ValueError(f"{self.weights} holds no deblurring generator (G_sr); use the weights of a G_sr stage "
+                             "(e.g. gsr_O3) for --task deblur")
 
 
 # ------------------------------------------------------------------------------------- full-size outputs
@@ -346,6 +350,7 @@ def predict_photos(model: Model, inputs: dict[str, Path], task: str, out_dir: Pa
     skipped, named, and reported at the end."""
     from tqdm import tqdm
     out_dir = Path(out_dir)
+    model.check_task(task)
     done, failed = [], []
     bar = tqdm(inputs.items(), total=len(inputs), desc=f"apl predict ({task})", unit="photo", disable=not progress,
                dynamic_ncols=True)
