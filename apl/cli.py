@@ -128,7 +128,8 @@ def cmd_report(args):
 
 def cmd_eval_detection(args):
     from apl.metrics.detection import score_detection_dirs
-    result = score_detection_dirs(args.pred, args.gt, args.gt_polarity, args.mae_size)
+    result = score_detection_dirs(args.pred, args.gt, args.gt_polarity, args.mae_size,
+                                  pred_polarity=args.pred_polarity, pred_suffix=args.pred_suffix)
     write_json(args.out, result)
     print(f"F_max {result['fmax']:.4f}  MAE {result['mae']:.4f}  (salient-object convention: "
           f"F_max {result['fmax_sod']:.4f}  MAE {result['mae_sod']:.4f})  n={result['n_images']} -> {args.out}")
@@ -136,7 +137,7 @@ def cmd_eval_detection(args):
 
 def cmd_eval_deblur(args):
     from apl.metrics.deblurring import score_deblur_dirs
-    result = score_deblur_dirs(args.pred, args.gt, args.size)
+    result = score_deblur_dirs(args.pred, args.gt, args.size, pred_suffix=args.pred_suffix)
     write_json(args.out, result)
     print(f"PSNR {result['psnr']:.3f}  SSIM {result['ssim']:.4f}  MAE {result['mae']:.4f}  n={result['n_images']} -> {args.out}")
 
@@ -156,18 +157,22 @@ def cmd_models_summary(args):
 
 
 def cmd_predict(args):
-    from apl.evaluate import Predictor
-    from apl.io import list_images, read_image, write_image
-    config = _config(args)
-    predictor = Predictor(config, args.weights, config["train"]["variant"])
-    images = list_images(args.input) if Path(args.input).is_dir() else {Path(args.input).stem: Path(args.input)}
-    for stem, path in images.items():
-        image = read_image(path)
-        if args.task == "detect":
-            write_image(Path(args.out) / f"{stem}_focus.png", predictor.focus_map(image))
-        else:
-            write_image(Path(args.out) / f"{stem}_deblurred.png", predictor.deblur(image))
-    print(f"{len(images)} image(s) -> {args.out}")
+    from apl.predict import Model, collect_inputs, parse_resolution, predict_photos
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    # Self-describing weights carry their config; -c is only read for weights saved before they did.
+    config = config_module.load(args.config) if args.config else None
+    model = Model(args.weights, config, device=args.device, resolution=parse_resolution(args.resolution),
+                  tile=args.tile, overlap=args.overlap)
+    if args.config and "config" in model.meta:
+        logging.getLogger("apl").info("%s records the config it was trained with; -c is not needed and was not used",
+                                      args.weights)
+    inputs = collect_inputs(args.input)
+    print(model.describe())
+    result = predict_photos(model, inputs, args.task, args.out, bits=args.bits, overlay_dir=args.overlay,
+                            progress=not args.quiet)
+    print(f"{result['written']} photo(s) -> {args.out}" + (f" (overlays in {args.overlay})" if args.overlay else ""))
 
 
 def cmd_plots_data(args):
@@ -282,20 +287,39 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--gt", type=Path, required=True)
     p.add_argument("--gt-polarity", choices=("focus-white", "blur-white"), required=True,
                    help="what white means in the GT files (original CUHK masks: blur-white)")
+    p.add_argument("--pred-polarity", choices=("focus-white", "blur-white"), default="focus-white",
+                   help="what white means in the predicted maps (apl's: focus-white; many methods publish "
+                        "blur maps: blur-white)")
+    p.add_argument("--pred-suffix", default="", help="removed from prediction names before matching (e.g. _focus)")
     p.add_argument("--mae-size", type=int, default=160)
     p.add_argument("--out", type=Path, required=True)
     p = add("eval-deblur", cmd_eval_deblur, "score a folder of any method's deblurred images", config=False)
     p.add_argument("--pred", type=Path, required=True)
     p.add_argument("--gt", type=Path, required=True)
     p.add_argument("--size", type=int, default=160)
+    p.add_argument("--pred-suffix", default="", help="removed from prediction names before matching (e.g. _deblurred)")
     p.add_argument("--out", type=Path, required=True)
     p = add("models-summary", cmd_models_summary, "parameter counts and forward GFLOPs of every network")
     p.add_argument("--size", type=int, default=160)
-    p = add("predict", cmd_predict, "defocus maps or deblurred images for your own photos")
-    p.add_argument("--weights", type=Path, required=True, help="a stage's weights.pt (e.g. gsr_O3 holds G_ws and G_sr)")
-    p.add_argument("--input", type=Path, required=True, help="an image or a folder of images")
-    p.add_argument("--task", choices=("detect", "deblur"), default="detect")
-    p.add_argument("--out", type=Path, required=True)
+    p = add("predict", cmd_predict, "focus maps or deblurred images for your own photographs, at their full size")
+    p.add_argument("--weights", type=Path, required=True,
+                   help="a stage's weights.pt (gsr_O3 holds G_ws and G_sr); it records how to rebuild its networks")
+    p.add_argument("--input", nargs="+", required=True,
+                   help="photos, folders of photos and/or quoted patterns ('photos/*.jpg'); JPEG PNG TIFF BMP WebP")
+    p.add_argument("--task", choices=("detect", "deblur"), default="detect",
+                   help="detect: focus map, white = in focus; deblur: the composite R(1-M) + I M")
+    p.add_argument("--out", type=Path, required=True, help="folder for <name>.png, one per photo, at the photo's size")
+    p.add_argument("--resolution", default="train",
+                   help="where the networks run: train (the square they were trained at, default), full (the "
+                        "photo's own size, in tiles) or N (longer side N pixels, aspect kept)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present) | cpu | cuda | cuda:N")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--bits", type=int, choices=(8, 16), default=8, help="bit depth of the focus-map PNGs")
+    p.add_argument("--overlay", type=Path, default=None,
+                   help="also write <name>.jpg here: the photo with its blurred regions tinted magenta")
+    p.add_argument("--tile", type=int, default=512, help="largest side the networks see at once (memory bound)")
+    p.add_argument("--overlap", type=int, default=128, help="pixels neighbouring tiles share and cross-fade over")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = add("plots-data", cmd_plots_data, "write the tables behind DVC's plots (PR / F curves, losses per epoch)",
             config=False)
     p.add_argument("--losses", type=Path, nargs="*", default=[], help="runs/<run>/<stage>/losses.csv files")

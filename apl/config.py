@@ -56,7 +56,9 @@ def validate(config: dict, source: str = "configuration") -> dict:
 
 def load(paths: list[str | os.PathLike] | None = None) -> dict:
     """Merge the config files in order (the first is the full paper profile) and validate."""
-    paths = [Path(p) for p in (paths or [DEFAULT_CONFIG])]
+    if not paths:
+        paths = [DEFAULT_CONFIG]
+    paths = [Path(p) for p in paths]
     config: dict = {}
     for path in paths:
         if not path.exists():

@@ -79,13 +79,14 @@ def evaluate_deblurring(
     }
 
 
-def score_deblur_dirs(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, size: int = 160) -> dict:
+def score_deblur_dirs(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, size: int = 160,
+                      pred_suffix: str = "") -> dict:
     """evaluate_deblurring over two folders matched by stem, plus pred_dir and gt_dir.
 
     A missing or extra file, or an unreadable image, is an apl.io.ImageError naming it. A prediction and its
     ground truth may have different sizes: both are resized to size x size before scoring.
     """
-    pairs = match_stems(pred_dir, gt_dir)
+    pairs = match_stems(pred_dir, gt_dir, pred_suffix)
     names = [stem for stem, _, _ in pairs]
     preds = [read_image(pred_path) for _, pred_path, _ in pairs]
     gts = [read_image(gt_path) for _, _, gt_path in pairs]

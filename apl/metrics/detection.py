@@ -222,9 +222,14 @@ def evaluate_detection(preds: list[np.ndarray], gts: list[np.ndarray], mae_size:
     }
 
 
-def match_stems(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike) -> list[tuple[str, Path, Path]]:
-    """Pair the images of two folders by stem; a missing or extra prediction is an ImageError naming it."""
+def match_stems(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, pred_suffix: str = "") -> list[tuple[str, Path, Path]]:
+    """Pair the images of two folders by stem; a missing or extra prediction is an ImageError naming it.
+
+    `pred_suffix` is removed from the end of prediction stems first (methods that save `<name>_focus.png`).
+    """
     preds = list_images(pred_dir)
+    if pred_suffix:
+        preds = {stem[:-len(pred_suffix)] if stem.endswith(pred_suffix) else stem: path for stem, path in preds.items()}
     gts = list_images(gt_dir)
     missing = sorted(set(gts) - set(preds))
     extra = sorted(set(preds) - set(gts))
@@ -244,8 +249,19 @@ def _name_list(stems: list[str], paths: dict[str, Path], limit: int = 20) -> str
     return f"{len(stems)} file(s): " + ", ".join(names) + more
 
 
-def read_prediction(path: str | os.PathLike) -> np.ndarray:
-    """Read a predicted focus map as float64 HxW in [0, 1] (8-bit /255, 16-bit /65535, colour via luma)."""
+def read_prediction(path: str | os.PathLike, polarity: str = "focus-white") -> np.ndarray:
+    """Read a predicted map as a focus map, float64 HxW in [0, 1], 1 = in focus.
+
+    8-bit /255, 16-bit /65535, colour via luma, 32-bit float as stored (values in [0, 1]).
+    `polarity` says what white means in the file: "focus-white" (kept) or "blur-white" (inverted).
+    """
+    if polarity not in POLARITIES:
+        raise ValueError(f"unknown prediction polarity {polarity!r} for {path}; use one of {POLARITIES}")
+    values = _read_prediction(path)
+    return 1.0 - values if polarity == "blur-white" else values
+
+
+def _read_prediction(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     try:
         image = Image.open(path)
@@ -259,6 +275,12 @@ def read_prediction(path: str | os.PathLike) -> np.ndarray:
         if values.min() < 0 or values.max() > 65535:
             raise ImageError(f"prediction {path} has values outside 0..65535; save it as an 8- or 16-bit map")
         return values / 65535.0
+    if image.mode == "F":  # 32-bit float maps (TIFF), as many methods' MATLAB/Python code saves them
+        values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all() or values.min() < -1e-3 or values.max() > 1 + 1e-3:
+            raise ImageError(f"prediction {path} is a float map with values outside [0, 1] (or NaN); save it scaled "
+                             "to [0, 1], or as an 8- or 16-bit image")
+        return np.clip(values, 0.0, 1.0)
     if image.mode not in _PRED_MODES_8BIT:
         raise ImageError(
             f"prediction {path} has image mode {image.mode!r}, which is not a grey or RGB map; "
@@ -270,18 +292,20 @@ def read_prediction(path: str | os.PathLike) -> np.ndarray:
 
 
 def score_detection_dirs(
-    pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, gt_polarity: str, mae_size: int = 160
+    pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, gt_polarity: str, mae_size: int = 160,
+    pred_polarity: str = "focus-white", pred_suffix: str = "",
 ) -> dict:
     """evaluate_detection over two folders matched by stem, plus pred_dir, gt_dir and gt_polarity.
 
     Predictions may have any size (they are resized to the GT size, as in the protocol); colour predictions
-    are converted to grey by luma; GT masks are read with `gt_polarity` ("focus-white" or "blur-white").
+    are converted to grey by luma; GT masks are read with `gt_polarity` ("focus-white" or "blur-white"),
+    predictions with `pred_polarity` (many methods publish blur maps: blur-white).
     """
     if gt_polarity not in POLARITIES:
         raise ValueError(f"unknown ground-truth polarity {gt_polarity!r}; use one of {POLARITIES}")
-    pairs = match_stems(pred_dir, gt_dir)
-    preds = [read_prediction(pred_path) for _, pred_path, _ in pairs]
+    pairs = match_stems(pred_dir, gt_dir, pred_suffix)
+    preds = [read_prediction(pred_path, pred_polarity) for _, pred_path, _ in pairs]
     gts = [read_mask(gt_path, gt_polarity) for _, _, gt_path in pairs]
     result = evaluate_detection(preds, gts, mae_size=mae_size)
-    result.update(pred_dir=str(pred_dir), gt_dir=str(gt_dir), gt_polarity=gt_polarity)
+    result.update(pred_dir=str(pred_dir), gt_dir=str(gt_dir), gt_polarity=gt_polarity, pred_polarity=pred_polarity)
     return result

@@ -236,7 +236,7 @@ class StageTrainer:
         meta = {"stage": self.stage.name, "variant": self.variant, "run": self.label, "epochs": self.epochs,
                 "steps_per_epoch": self.steps, "device": str(self.device),
                 "seconds_this_run": round(time.perf_counter() - started, 2)}
-        checkpoint.save_weights(self.out_dir / WEIGHTS, self.nets, meta)
+        checkpoint.save_weights(self.out_dir / WEIGHTS, self.nets, meta, config=self.config)
         write_losses(self.out_dir / LOSSES, rows)
         for leftover in (RESUME, LOSSES_SO_FAR):
             (self.out_dir / leftover).unlink(missing_ok=True)
