@@ -53,7 +53,9 @@ def _open(path: Path) -> Image.Image:
 def read_image(path: str | os.PathLike, size: int | None = None) -> np.ndarray:
     """Read an image as uint8 RGB HxWx3, optionally resized (bicubic) to size x size."""
     image = _open(Path(path))
-    if image.mode in ("I;16", "I;16B", "I"):  # 16-bit PNGs (DPDD): scale to 8 bit before RGB conversion
+    # 16-bit grey PNGs: scale to 8 bit before RGB conversion. (16-bit RGB PNGs such as DPDD's are opened
+    # by Pillow as 8-bit RGB holding the high byte, value >> 8: DEVIATIONS.md, "DP images")
+    if image.mode in ("I;16", "I;16B", "I"):
         image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257.0).round().clip(0, 255).astype(np.uint8))
     image = image.convert("RGB")
     if size is not None and image.size != (size, size):

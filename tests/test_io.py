@@ -58,3 +58,21 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("killed")
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["a.txt"]
+
+
+def test_16bit_rgb_png_is_read_by_its_high_byte(tmp_path):
+    """DEVIATIONS.md (DP images): Pillow opens a 16-bit RGB PNG as 8-bit RGB keeping value >> 8."""
+    import struct
+    import zlib
+
+    from apl.io import read_image
+    values = np.array([[[0, 255, 256], [257, 32767, 32768], [65535, 128, 383]]], dtype=">u2")
+    rows = b"".join(b"\x00" + row.tobytes() for row in values)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", 3, 1, 16, 2, 0, 0, 0)   # 3x1 pixels, 16 bits, RGB
+    path = tmp_path / "rgb16.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    assert read_image(path).tolist() == (values.astype(np.int64) >> 8).tolist()

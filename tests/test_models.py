@@ -144,13 +144,20 @@ def test_detector_pretrained_loads_vgg_kernels(monkeypatch):
 
 
 # --------------------------------------------------------------------------- G_sr
+def _trained_deblurrer(variant: str) -> SelfReferencedDeblurrer:
+    """A G_sr whose output conv is no longer zero, as after training (a fresh one is the identity)."""
+    net = SelfReferencedDeblurrer(variant, width=TINY)
+    torch.nn.init.normal_(net.output_conv.weight, 0.0, 0.1)
+    return net
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("size", SIZES)
 def test_deblurrer_shapes_and_range(variant, size):
     net = SelfReferencedDeblurrer(variant, width=TINY)
     x, m = _image(1, size), _soft_map(1, size)
     res = net(x, m) if variant != "ugan" else net(x)
-    assert set(res) == {"out", "reconstruction"}
+    assert set(res) == {"out", "reconstruction", "unclamped"}
     for key in ("out", "reconstruction"):
         assert res[key].shape == (1, 3, size, size)
         assert res[key].min() >= 0 and res[key].max() <= 1
@@ -160,7 +167,7 @@ def test_deblurrer_shapes_and_range(variant, size):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_deblurrer_gradients_reach_every_parameter(variant):
-    net = SelfReferencedDeblurrer(variant, width=TINY)
+    net = _trained_deblurrer(variant)
     x = _image(2, 64)
     m = _soft_map(2, 64).requires_grad_(True)
     out = net(x, m)["out"]
@@ -174,7 +181,7 @@ def test_deblurrer_gradients_reach_every_parameter(variant):
 
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "ugan"])
 def test_composite_keeps_focused_pixels_exactly(variant):
-    net = SelfReferencedDeblurrer(variant, width=TINY)
+    net = _trained_deblurrer(variant)
     x, m = _image(2, 64), _binary_map(2, 64)
     out = net(x, m)["out"]
     keep = m.expand_as(x) == 1
@@ -184,7 +191,7 @@ def test_composite_keeps_focused_pixels_exactly(variant):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_variant_consumes_what_it_should(variant):
-    net = SelfReferencedDeblurrer(variant, width=TINY).eval()
+    net = _trained_deblurrer(variant).eval()
     x = _image(2, 64)
     m1, m2 = _soft_map(2, 64), _soft_map(2, 64)
     with torch.no_grad():
@@ -346,3 +353,34 @@ def test_summary_counts():
     lines = table.splitlines()
     assert len(lines) == 4 and "GFLOPs" in lines[0] and "G_sr" in lines[3]
     assert len({len(line) for line in lines}) == 1  # aligned
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_fresh_deblurrer_is_the_identity_for_any_map(variant):
+    """skip = image with a zero output conv: before training G_sr changes no pixel, whatever M is."""
+    net = SelfReferencedDeblurrer(variant, width=TINY).eval()
+    x, m = _image(2, 64), _soft_map(2, 64)
+    with torch.no_grad():
+        res = net(x, m)
+    assert torch.allclose(res["out"], x, atol=1e-6) and torch.allclose(res["reconstruction"], x, atol=1e-6)
+
+
+def test_defocused_skip_darkens_under_a_soft_map():
+    """The release's skip adds I_df = (1 - M) I back: with M = 0.5 an untrained R is about half the image."""
+    net = SelfReferencedDeblurrer("ufat", width=TINY, skip="defocused").eval()
+    torch.nn.init.zeros_(net.output_conv.weight)
+    torch.nn.init.zeros_(net.output_conv.bias)
+    x = _image(1, 64)
+    with torch.no_grad():
+        r = net(x, torch.full((1, 1, 64, 64), 0.5))["reconstruction"]
+    assert torch.allclose(r, 0.5 * x, atol=1e-6)
+
+
+def test_clamp_modes_gradient_outside_range():
+    x = torch.tensor([-0.5, 0.5, 1.5], requires_grad=True)
+    from apl.models.deblurrer import CLAMPS
+    CLAMPS["hard"](x).sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0, 0.0]
+    x.grad = None
+    CLAMPS["straight_through"](x).sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0, 1.0]

@@ -4,7 +4,7 @@ Layered composition (paper Eq. 4, REFERENCE.md Sec. 1)::
 
     I_f  = M * I            (focused layer)
     I_df = (1 - M) * I      (defocused layer)
-    R    = G(I_df | I_f)    (reconstruction; global skip adds I_df back)
+    R    = G(I_df | I_f)    (reconstruction; a global skip adds I (or I_df) back)
     out  = R * (1 - M) + I * M
 
 Variants (paper Table 3 / Fig. 8), selected with ``variant``:
@@ -21,11 +21,19 @@ stage is a residual group of Conv-BN-ReLU blocks and [insert] is a UFAT residual
 block (ufat), a CDF fusion followed by a plain residual block (cdfgan), or a
 plain residual block (ugan, dcgan) so that depth is matched across variants.
 
-Value range: ``reconstruction`` and ``out`` are clamped to [0, 1] in the
-forward pass with a straight-through (identity) gradient, so downstream code
-always sees valid images while no gradient is cut off at the bounds.  Inputs
-are used in [0, 1] without ImageNet normalisation (this generator is trained
-from scratch and predicts a residual in image space).
+Global skip (``skip``; the paper only says "a global skip connection"):
+``"image"`` adds the whole image I back, so R = I + residual and, with the
+output convolution initialised to zero, G_sr starts as the identity (out = I)
+for any map M; ``"defocused"`` adds I_df = (1 - M) I back (the release), which
+equals I where M = 0 but darkens R wherever a soft map is above 0.  Both agree
+on binary masks.
+
+Value range (``clamp``): ``reconstruction`` and ``out`` are clamped to [0, 1].
+``"hard"`` is a plain clamp (no gradient pushes a pixel further outside);
+``"straight_through"`` keeps the identity gradient outside the bounds.  The
+forward dict also returns ``unclamped`` (the composite before the clamp) so training can
+log the share of clipped pixels (of the composite: R where the map lets it through).  Inputs are used in [0, 1] without ImageNet
+normalisation (the generator predicts a residual in image space).
 """
 
 from __future__ import annotations
@@ -50,6 +58,14 @@ class _ClampST(torch.autograd.Function):
 
 def clamp_straight_through(x: torch.Tensor) -> torch.Tensor:
     return _ClampST.apply(x)
+
+
+def hard_clamp(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(0.0, 1.0)
+
+
+SKIPS = ("image", "defocused")
+CLAMPS = {"hard": hard_clamp, "straight_through": clamp_straight_through}
 
 
 def _conv_act(cin: int, cout: int, negative_slope: float, kernel: int = 3) -> list[nn.Module]:
@@ -181,8 +197,16 @@ class SelfReferencedDeblurrer(nn.Module):
         width: int = 128,
         stages: tuple[int, ...] = (2, 3, 2),
         negative_slope: float = 0.2,
+        skip: str = "image",
+        clamp: str = "hard",
     ) -> None:
         super().__init__()
+        if skip not in SKIPS:
+            raise ValueError(f"unknown G_sr skip {skip!r}; valid: {', '.join(SKIPS)}")
+        if clamp not in CLAMPS:
+            raise ValueError(f"unknown G_sr clamp {clamp!r}; valid: {', '.join(CLAMPS)}")
+        self.skip, self.clamp_mode = skip, clamp
+        self._clamp = CLAMPS[clamp]
         if variant not in VARIANTS:
             raise ValueError(f"unknown G_sr variant {variant!r}; valid variants: {', '.join(VARIANTS)}")
         stages = tuple(int(b) for b in stages)
@@ -206,6 +230,10 @@ class SelfReferencedDeblurrer(nn.Module):
         else:
             self.inserts = nn.ModuleList(PlainResBlock(width, negative_slope) for _ in range(n_insert))
         self.output_conv = nn.Conv2d(width, 3, 3, padding=1)
+        if skip == "image" or variant == "ugan":
+            # residual starts at zero: G_sr is the identity until training gives it a reason to change a pixel
+            nn.init.zeros_(self.output_conv.weight)
+            nn.init.zeros_(self.output_conv.bias)
 
     @property
     def uses_focus_map(self) -> bool:
@@ -230,8 +258,9 @@ class SelfReferencedDeblurrer(nn.Module):
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"expected an N x 3 x H x W image, got shape {tuple(image.shape)}")
         if self.variant == "ugan":
-            recon = clamp_straight_through(image + self._backbone(image, None, None))
-            return {"out": recon, "reconstruction": recon}
+            raw = image + self._backbone(image, None, None)
+            recon = self._clamp(raw)
+            return {"out": recon, "reconstruction": recon, "unclamped": raw}
         if focus_map is None:
             raise ValueError(f"variant {self.variant!r} needs a focus map (N x 1 x H x W in [0, 1])")
         if focus_map.dim() != 4 or focus_map.shape[1] != 1 or focus_map.shape[-2:] != image.shape[-2:]:
@@ -241,6 +270,8 @@ class SelfReferencedDeblurrer(nn.Module):
         i_f = focus_map * image
         i_df = (1.0 - focus_map) * image
         x = torch.cat([i_f, i_df], dim=1) if self.variant == "dcgan" else i_df
-        recon = clamp_straight_through(i_df + self._backbone(x, i_f, i_df))
-        out = clamp_straight_through(recon * (1.0 - focus_map) + image * focus_map)
-        return {"out": out, "reconstruction": recon}
+        raw = (image if self.skip == "image" else i_df) + self._backbone(x, i_f, i_df)
+        recon = self._clamp(raw)
+        out = self._clamp(recon * (1.0 - focus_map) + image * focus_map)
+        # what the composite would be without the clamp: the share it cuts is what a user would see clipped
+        return {"out": out, "reconstruction": recon, "unclamped": raw * (1.0 - focus_map) + image * focus_map}

@@ -13,8 +13,9 @@ def build(name: str, config: dict, variant: str = "ufat") -> torch.nn.Module:
     if name == "gws":
         return DefocusDetector(width=models["gws"]["width"], pretrained=models["gws"]["pretrained"])
     if name == "gsr":
-        return SelfReferencedDeblurrer(variant=variant, width=models["gsr"]["width"],
-                                       stages=tuple(models["gsr"]["stages"]))
+        gsr = models["gsr"]
+        return SelfReferencedDeblurrer(variant=variant, width=gsr["width"], stages=tuple(gsr["stages"]),
+                                       skip=gsr["skip"], clamp=gsr["clamp"])
     if name == "d":
         d = models["discriminator"]
         return Discriminator(width=d["width"], kind=d["kind"], image_size=config["image_size"], fc_width=d["fc_width"])

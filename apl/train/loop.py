@@ -53,6 +53,19 @@ def adversarial(logits: torch.Tensor, real: bool) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits.float(), target)
 
 
+@torch.no_grad()
+def diagnostics(real_logits, fake_logits, unclamped, focus) -> dict[str, float]:
+    """What shows a collapse as it happens: D's accuracy on real and fake, the share of G_sr's output
+    values that the [0, 1] clamp cuts, and the mean and spread of G_ws's map."""
+    values = {"d_acc_real": (real_logits > 0).float().mean().item(),
+              "d_acc_fake": (fake_logits < 0).float().mean().item(),
+              # more than one 8-bit level cut: a saturated photo pixel plus a tiny residual is not a clip
+              "clipped": ((unclamped - unclamped.clamp(0, 1)).abs() > 1 / 255).float().mean().item()}
+    if focus is not None:
+        values.update(map_mean=focus.float().mean().item(), map_std=focus.float().std().item())
+    return values
+
+
 def to_float(batch: torch.Tensor) -> torch.Tensor:
     """uint8 NHWC -> float NCHW in [0,1]."""
     return batch.permute(0, 3, 1, 2).float().div_(255.0)
@@ -80,7 +93,7 @@ class StageTrainer:
             trained = name in self.stage.trained
             net.train(trained)
             net.requires_grad_(trained)
-        self.optimizers = {name: make_optimizer(self.nets[name].parameters(), self.train_cfg["optimizer"])
+        self.optimizers = {name: make_optimizer(self.nets[name].parameters(), self._optimizer_settings(name))
                            for name in self.stage.trained}
         self._load_data(Path(cache_dir))
         self.epochs = self.train_cfg["epochs"][self.stage.epochs_key]
@@ -88,6 +101,15 @@ class StageTrainer:
         self.steps = self.train_cfg["steps_per_epoch"] or max(1, n // self.train_cfg["batch_size"])
 
     # -- setup -------------------------------------------------------------------------------
+    def _optimizer_settings(self, name: str) -> dict:
+        """train.optimizer for every network, except G_sr against D when train.gsr_adversarial_optimizer is set:
+        Adam's per-weight steps move every channel shift of a pretrained G_sr at the full rate, and D's gradient
+        then turns it into a colour translation (DEVIATIONS.md)."""
+        special = self.train_cfg.get("gsr_adversarial_optimizer")
+        if name == "gsr" and self.stage.kind in ("gsr", "single_gsr") and special:
+            return special
+        return self.train_cfg["optimizer"]
+
     def _load_init(self, path: Path) -> None:
         saved = checkpoint.load(path, made_by="the previous stage's training rule")["networks"]
         for name, net in self.nets.items():
@@ -126,7 +148,11 @@ class StageTrainer:
         losses: dict[str, torch.Tensor] = {}
         with self._autocast():
             if kind == "pretrain":
-                out = nets["gsr"](image, self.masks[index])["out"]
+                result = nets["gsr"](image, self.masks[index])
+                # "reconstruction": R is compared with the sharp image everywhere, so G_sr also learns to leave
+                # in-focus content alone (a soft map later lets R show through there); "composite": only the
+                # composite, whose in-focus pixels are copies of the input (R unsupervised under M = 1)
+                out = result["reconstruction" if self.train_cfg["pretrain_target"] == "reconstruction" else "out"]
                 target = self._prep(self.targets[index])
                 distance = F.l1_loss if self.train_cfg["pretrain_loss"] == "l1" else F.mse_loss
                 losses["g_total"] = losses["pixel"] = distance(out.float(), target)
@@ -134,7 +160,7 @@ class StageTrainer:
                 return {k: v.item() for k, v in losses.items()}
             if kind == "single_gws":
                 focus = nets["gws"](image)
-                losses["g_total"] = losses["prior"] = F.l1_loss(focus.float(), self.priors[index])
+                losses["g_total"] = losses["prior"] = self._prior_loss(focus, index)
                 self._update("gws", losses["g_total"])
                 return {k: v.item() for k, v in losses.items()}
 
@@ -145,14 +171,16 @@ class StageTrainer:
                 else:
                     with torch.no_grad():
                         focus = nets["gws"](image)
-                out = nets["gsr"](image, focus)["out"]
+                result = nets["gsr"](image, focus)
             else:  # single_gsr: U-GAN, no detection map
                 focus = None
-                out = nets["gsr"](image, None)["out"]
+                result = nets["gsr"](image, None)
+            out = result["out"]
             # D: full-clear images are real, composites are fake (Eq. 6), D loss = 0.5 (real + fake).
             real_index = torch.randint(len(self.fullclear), (len(index),), generator=generator).to(self.device)
             real = self._prep(self.fullclear[real_index])
-            losses["d"] = 0.5 * (adversarial(nets["d"](real), True) + adversarial(nets["d"](out.detach()), False))
+            real_logits, fake_logits = nets["d"](real), nets["d"](out.detach())
+            losses["d"] = 0.5 * (adversarial(real_logits, True) + adversarial(fake_logits, False))
             self._update("d", losses["d"])
             # The generator of this phase tries to make D call its composite real.
             nets["d"].requires_grad_(False)
@@ -160,11 +188,21 @@ class StageTrainer:
             nets["d"].requires_grad_(True)
             total = losses["adv"]
             if kind == "gws":
-                losses["prior"] = F.l1_loss(focus.float(), self.priors[index])
+                losses["prior"] = self._prior_loss(focus, index)
                 total = total + self.train_cfg["prior_weight"] * losses["prior"]
             losses["g_total"] = total
         self._update(generator_name, total)
-        return {k: v.item() for k, v in losses.items()}
+        values = {k: v.item() for k, v in losses.items()}
+        values.update(diagnostics(real_logits, fake_logits, result["unclamped"], focus))
+        return values
+
+    def _prior_loss(self, focus: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """||G_ws(I) - B(I)||_1 of Eq. 7: "sum" is the norm itself (summed over an image's pixels,
+        averaged over the batch); "mean" divides it by the number of pixels as well."""
+        distance = (focus.float() - self.priors[index]).abs()
+        if self.train_cfg["prior_reduction"] == "sum":
+            return distance.flatten(1).sum(1).mean()
+        return distance.mean()
 
     def _update(self, name: str, loss: torch.Tensor) -> None:
         self._check_finite(loss, name)

@@ -1,0 +1,113 @@
+"""One-step checks of the adversarial phases' directions: a swapped label or an inverted target fails here.
+
+Each test builds a StageTrainer on the test profile's tiny data and looks at what a few steps do to the
+quantity the paper's losses say must move (D's real/fake gap, G_ws's distance to B(I), the gradient that
+reaches G_ws through the frozen G_sr, G_sr's value range).
+"""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from apl import config as config_module
+from apl.train.loop import StageTrainer, to_float, train_stage
+from conftest import write_override
+
+
+def trainer(config, stage, data, out, init=None):
+    return StageTrainer(config, stage, "ufat", data / "cache", init, out)
+
+
+def run_steps(t: StageTrainer, steps: int) -> list[dict]:
+    generator = torch.Generator().manual_seed(0)
+    t.epoch = t.step_in_epoch = 0
+    return [t._step(torch.arange(len(t.inputs))[:t.train_cfg["batch_size"]], generator) for _ in range(steps)]
+
+
+@pytest.fixture(scope="module")
+def pretrained(tiny_data, tmp_path_factory):
+    """A G_sr pretrained for a few epochs: a fresh one is the identity, which passes no gradient to G_ws."""
+    files = write_override(tmp_path_factory.mktemp("cfg") / "pre.yaml",
+                           {"train": {"epochs": {"pretrain": 4}, "optimizer": {"lr": 2.0e-3}}})
+    out = tmp_path_factory.mktemp("pretrain")
+    train_stage(config_module.load(files), "pretrain", "ufat", tiny_data / "cache", None, out)
+    return out / "weights.pt"
+
+
+def _override(tmp_path, train: dict) -> dict:
+    return config_module.load(write_override(tmp_path / "o.yaml", {"train": train}))
+
+
+def test_d_learns_real_is_full_clear_and_fake_is_the_composite(tiny_data, tmp_path, pretrained):
+    config = _override(tmp_path, {"optimizer": {"lr": 1.0e-2}})
+    t = trainer(config, "gws_O1", tiny_data, tmp_path, init=pretrained)
+    real = to_float(t.fullclear[:4])
+    with torch.no_grad():
+        fake = t.nets["gsr"](to_float(t.inputs[:4]), t.nets["gws"](to_float(t.inputs[:4])))["out"]
+
+    def gap():
+        with torch.no_grad():
+            return (t.nets["d"](real).mean() - t.nets["d"](fake).mean()).item()
+
+    before = gap()
+    run_steps(t, 10)
+    assert gap() > before + 0.5, "D's logit gap real - fake must grow: real = full-clear, fake = composite"
+
+
+def test_gws_phase_moves_the_map_towards_the_prior(tiny_data, tmp_path, pretrained):
+    config = _override(tmp_path, {"optimizer": {"lr": 2.0e-3}, "prior_weight": 1.0, "prior_reduction": "sum"})
+    t = trainer(config, "gws_O1", tiny_data, tmp_path, init=pretrained)
+    index = torch.arange(len(t.inputs))[:t.train_cfg["batch_size"]]
+
+    def distance():  # batch statistics (train mode): the running ones lag behind a few steps
+        with torch.no_grad():
+            return (t.nets["gws"](to_float(t.inputs[index])) - t.priors[index]).abs().mean().item()
+
+    before = distance()
+    run_steps(t, 20)
+    assert distance() < before - 0.01, "the prior term must pull G_ws towards B(I), not away from it"
+
+
+def test_gws_gets_gradient_through_the_frozen_gsr(tiny_data, tmp_path, pretrained):
+    config = _override(tmp_path, {"prior_weight": 0.0})
+    t = trainer(config, "gws_O1", tiny_data, tmp_path, init=pretrained)
+    gsr_before = {k: v.clone() for k, v in t.nets["gsr"].state_dict().items()}
+    image = to_float(t.inputs[:2])
+    focus = t.nets["gws"](image)
+    out = t.nets["gsr"](image, focus)["out"]
+    t.nets["d"].requires_grad_(False)
+    (-t.nets["d"](out).mean()).backward()
+    grads = [p.grad for p in t.nets["gws"].parameters()]
+    assert all(g is not None for g in grads)
+    assert sum(g.abs().sum().item() for g in grads) > 0, "with lambda = 0 G_ws learns only through G_sr and D"
+    assert all(p.grad is None for p in t.nets["gsr"].parameters()), "G_sr is frozen in a G_ws phase"
+    t.nets["d"].requires_grad_(True)
+    run_steps(t, 1)
+    assert all(torch.equal(v, t.nets["gsr"].state_dict()[k]) for k, v in gsr_before.items())
+
+
+def test_gsr_output_stays_in_range_without_saturating(tiny_data, tmp_path, pretrained):
+    """A G_sr phase of the profile's own settings must not push the composite out of [0, 1] (the flat red /
+    yellow images of issue 11) nor flatten it: compared on every training image before and after."""
+    config = _override(tmp_path, {"epochs": {"phase": 3}})
+    gws_dir, out = tmp_path / "gws", tmp_path / "gsr"
+    train_stage(config, "gws_O1", "ufat", tiny_data / "cache", pretrained, gws_dir)
+    train_stage(config, "gsr_O1", "ufat", tiny_data / "cache", gws_dir / "weights.pt", out)
+
+    def composite(weights):
+        t = trainer(config, "gsr_O1", tiny_data, tmp_path / "x", init=weights)
+        image = to_float(t.inputs)
+        with torch.no_grad():
+            result = t.nets["gsr"].eval()(image, t.nets["gws"].eval()(image))
+        raw = result["unclamped"]
+        return image, result["out"], ((raw - raw.clamp(0, 1)).abs() > 1 / 255).float().mean().item()
+
+    image, before, clipped_before = composite(gws_dir / "weights.pt")
+    _, after, clipped_after = composite(out / "weights.pt")
+    assert after.min() >= 0 and after.max() <= 1
+    assert clipped_after <= clipped_before + 0.01, "the adversarial phase pushes G_sr's values out of [0, 1]"
+    assert clipped_after < 0.05
+    assert pd.read_csv(out / "losses.csv")["clipped"].notna().all()
+    # not flat colours: the composite keeps the photographs' contrast
+    assert after.std(dim=(2, 3)).mean() > 0.8 * image.std(dim=(2, 3)).mean()
