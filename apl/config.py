@@ -51,7 +51,25 @@ def validate(config: dict, source: str = "configuration") -> dict:
         low, high = config["synthesis"][key]
         if not low <= high:
             raise ConfigError(f"invalid {source}: key 'synthesis.{key}' must be [low, high] with low <= high")
+    _check_data(config["data"], source)
     return config
+
+
+def _check_data(data: dict, source: str) -> None:
+    """What the schema cannot say: absent sets expect no images; the splits need real data to split."""
+    for name in ("dut", "dp"):
+        absent, want = data["sets"][name] == "none", data["expected_counts"][name]
+        if absent and want not in (0, None):
+            raise ConfigError(f"invalid {source}: data.sets.{name} is none (absent) but "
+                              f"data.expected_counts.{name} is {want}; set it to 0")
+        if not absent and want == 0:
+            raise ConfigError(f"invalid {source}: data.expected_counts.{name} is 0 but data.sets.{name} is "
+                              f"{data['sets'][name]!r}; set data.sets.{name}: none for an absent set")
+    if data["validation"] and (data["source"] != "download" or data["sets"]["train"] == "packed"):
+        raise ConfigError(f"invalid {source}: data.validation needs CUHK's own training images and masks "
+                          "(data.source: download, data.sets.train: original or original_cuhk); set it to 0")
+    if data["heldout_fullclear"] and data["source"] != "download":
+        raise ConfigError(f"invalid {source}: data.heldout_fullclear needs data.source: download; set it to 0")
 
 
 def load(paths: list[str | os.PathLike] | None = None) -> dict:

@@ -1,6 +1,8 @@
 """Run a trained stage (or a classic baseline) on the test sets, save its outputs, score them.
 
-Detection stages write focus maps for CUHK and DUT; deblurring stages write composites for DP.
+Detection stages write focus maps for CUHK and DUT; deblurring stages write composites for DP. Sets a
+profile does not have are skipped; the validation split (detection) and the synthetic held-out pairs
+(deblurring) are scored the same way, under their own names, and left out of the timing.
 Scores come from apl.metrics reading the saved files back, exactly as for any other method.
 """
 from __future__ import annotations
@@ -13,7 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from apl.data.layout import DETECTION_SETS, DP_TARGET, FOLDERS, MASK_FOLDERS, MASK_POLARITY
+from apl.data.layout import (DEBLUR_SET, DETECTION_SETS, FOLDERS, MASK_FOLDERS, MASK_POLARITY, TARGET_FOLDERS,
+                             evaluation_sets)
 from apl.io import list_images, read_image, write_image
 from apl.metrics.deblurring import score_deblur_dirs
 from apl.metrics.detection import score_detection_dirs
@@ -89,9 +92,14 @@ def _timed_maps(method, images: dict[str, Path], out_dir: Path) -> dict:
     return {"seconds": seconds, "images": len(images), "input_sizes": dict(sizes)}
 
 
+TEST_SETS = {*DETECTION_SETS.values(), DEBLUR_SET[1]}
+
+
 def _timing(parts: dict[str, dict], device: str) -> dict:
-    """seconds_per_image over every image of every test set, with the sizes and the machine it ran on."""
+    """seconds_per_image over every image of every test set (of every set when no test set is present),
+    with the sizes and the machine it ran on."""
     from apl.report.provenance import machine
+    parts = {name: part for name, part in parts.items() if name in TEST_SETS} or parts
     images = sum(part["images"] for part in parts.values())
     sizes = Counter()
     for part in parts.values():
@@ -103,18 +111,36 @@ def _timing(parts: dict[str, dict], device: str) -> dict:
                                    "written), after one warm-up call"}}
 
 
+def _sets(datasets: Path, task: str) -> dict[str, str]:
+    found = evaluation_sets(datasets, task)
+    if not found:
+        raise FileNotFoundError(f"{datasets}: no {task} set to evaluate on (its prepared folders are missing); "
+                                "rerun the rule that prepares the datasets")
+    return found
+
+
 def score_detection_method(method, datasets: Path, maps_dir: Path, mae_size: int, device: str = "cpu") -> dict:
     results, parts = {}, {}
-    for folder, name in DETECTION_SETS.items():
+    for folder, name in _sets(datasets, "detection").items():
         parts[name] = _timed_maps(method, list_images(datasets / FOLDERS[folder]), maps_dir / folder)
         results[name] = score_detection_dirs(maps_dir / folder, datasets / MASK_FOLDERS[folder], MASK_POLARITY, mae_size)
     return {"task": "detection", "datasets": results, **_timing(parts, device)}
 
 
+def clipped_share(folder: Path) -> float:
+    """Mean over a folder's 8-bit outputs of the share of channel values at 0 or 255 (saturated pixels)."""
+    shares = [float(np.mean((image == 0) | (image == 255)))
+              for image in (read_image(path) for path in list_images(folder).values())]
+    return float(np.mean(shares))
+
+
 def score_deblurring_method(method, datasets: Path, maps_dir: Path, size: int, device: str = "cpu") -> dict:
-    parts = {"DP": _timed_maps(method, list_images(datasets / FOLDERS["dp"]), maps_dir / "dp")}
-    return {"task": "deblurring", "datasets": {"DP": score_deblur_dirs(maps_dir / "dp", datasets / DP_TARGET, size)},
-            **_timing(parts, device)}
+    results, parts = {}, {}
+    for folder, name in _sets(datasets, "deblurring").items():
+        parts[name] = _timed_maps(method, list_images(datasets / FOLDERS[folder]), maps_dir / folder)
+        results[name] = score_deblur_dirs(maps_dir / folder, datasets / TARGET_FOLDERS[folder], size)
+        results[name]["clipped"] = clipped_share(maps_dir / folder)
+    return {"task": "deblurring", "datasets": results, **_timing(parts, device)}
 
 
 def evaluate_stage(config: dict, stage: str, variant: str, weights, datasets, maps_dir) -> dict:

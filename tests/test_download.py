@@ -384,7 +384,7 @@ def test_paper_config_offline_names_every_page_file_and_path(tmp_path):
     for files in config["data"]["datasets"].values():
         for entry in files:
             entry["urls"] = [closed_port_url("/" + (entry["name"] or "x.zip"))] if entry["urls"] else []
-    config["data"]["sets"] = {"train": "original", "cuhk": "original", "dut": "original", "fullclear": "packed"}
+    config["data"]["sets"] = {"train": "original", "cuhk": "original", "dut": "original", "dp": "dpdd", "fullclear": "packed"}
     with pytest.raises(MissingDataError) as err:
         download(config, raw_dir=tmp_path / "raw", lock_file=tmp_path / "lock.yaml", progress=False, **FAST)
     text = str(err.value)
@@ -422,7 +422,7 @@ def test_download_then_prepare_from_a_local_mirror(server, tmp_path):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["data"].update(
         raw_dir=str(tmp_path / "raw"), lock_file=str(tmp_path / "datasets.lock.yaml"), allow_subset=True,
-        sets={"train": "original", "cuhk": "original", "dut": "original", "fullclear": "packed"},
+        sets={"train": "original", "cuhk": "original", "dut": "original", "dp": "dpdd", "fullclear": "packed"},
         datasets={"cuhk": [spec("BlurDatasetImage.zip", [server.url("/img.zip")]),
                            spec("BlurDatasetGT.zip", [server.url("/gt.zip")], provides=["gt"])],
                   "dut": [spec("DUT.tar.gz", [server.url("/dut.tgz")],

@@ -132,8 +132,9 @@ def test_lint_is_clean(workdir):
         assert "Traceback" not in result.stderr and "Error" not in result.stderr, result.stderr[-3000:]
 
 
-def test_paper_profile_dry_run_lists_every_stage(workdir):
-    result = snakemake(workdir, "-n", "--quiet", "rules")
+@pytest.mark.parametrize("profile", [[], ["--configfile", "config/cuhk.yaml"]], ids=["paper", "cuhk"])
+def test_profile_dry_run_lists_every_stage(workdir, profile):
+    result = snakemake(workdir, "-n", "--quiet", "rules", *profile)
     text = result.stdout + result.stderr
     for rule in ("download", "prepare", "synthesize", "cache", "pretrain_gsr", "train_gws", "train_gsr",
                  "single_gws", "single_gsr", "evaluate", "evaluate_baseline", "tables", "figure7", "figure6",

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from apl.data.layout import chosen_layouts, raw_needs, raw_users
+from apl.data.layout import chosen_layouts, fullclear_folder, raw_needs, raw_users
 from apl.io import write_text
 
 log = logging.getLogger("apl.download")
@@ -490,6 +490,11 @@ def download(config: dict, *, raw_dir: str | Path | None = None, lock_file: str 
                                               **fetch_options)
         except MissingDataError as err:
             problems.append(str(err))
+    if data["sets"]["fullclear"] == "folder":
+        try:
+            fullclear_folder(config)     # a user's own photographs: nothing to fetch, only to check
+        except (ValueError, FileNotFoundError) as err:
+            problems.append(f"- {err}")
     if problems:
         raise MissingDataError("raw datasets are missing, and what a script may fetch was fetched; still to do:\n"
                                + "\n".join(problems) + "\nthen run the same command again. Alternatives: other "
@@ -497,7 +502,7 @@ def download(config: dict, *, raw_dir: str | Path | None = None, lock_file: str 
                                "config/demo.yaml)")
     return {"raw_dir": str(raw_dir), "sets": chosen_layouts(config),
             "folders": {dataset: {need: str(path) for need, path in found.items()} for dataset, found in folders.items()},
-            "lock_file": str(lock.path)}
+            "lock_file": str(lock.path), "fullclear_dir": data["fullclear_dir"]}
 
 
 def locate_raw(config: dict, raw_dir: str | Path) -> dict[str, dict[str, Path]]:

@@ -31,8 +31,15 @@ LOSS_PLOTTED = "g_total"      # the total generator loss: the one column every t
 NOT_LOSSES = ("epoch", "step")
 
 
-def detection_sets() -> list[str]:
-    return list(DETECTION_SETS.values())
+def detection_sets(absent: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """The detection test sets' names, less the folder keys in `absent` (layout.absent_sets of the profile)."""
+    return [name for key, name in DETECTION_SETS.items() if key not in absent]
+
+
+def _sets_in(metrics: str | Path) -> list[str]:
+    """The detection test sets an evaluation JSON holds (a profile's absent sets are not evaluated)."""
+    held = json.loads(Path(metrics).read_text()).get("datasets", {})
+    return [name for name in detection_sets() if name in held]
 
 
 def curve_file(out: str | Path, metrics: str | Path, dataset: str) -> str:
@@ -86,13 +93,13 @@ def plots_root(plot_file: str | Path) -> str:
     return Path(plot_file).parents[2].as_posix()
 
 
-def outputs(out: str | Path, losses: list[str], metrics: list[str]) -> dict[str, list[str]]:
-    """{input file: the plot files made from it}, in input order."""
+def outputs(out: str | Path, losses: list[str], metrics: list[str], absent=()) -> dict[str, list[str]]:
+    """{input file: the plot files made from it}, in input order; `absent`: the profile's absent set keys."""
     made: dict[str, list[str]] = OrderedDict()
     for path in losses:
         made[str(path)] = [losses_file(out, path)]
     for path in metrics:
-        made[str(path)] = [curve_file(out, path, dataset) for dataset in detection_sets()]
+        made[str(path)] = [curve_file(out, path, dataset) for dataset in detection_sets(absent)]
     every = [file for files in made.values() for file in files]
     if len(every) != len(set(every)):
         raise ValueError("two inputs would give the same plot file; run and stage names must be unique")
@@ -144,23 +151,27 @@ def curve_table(metrics: str | Path, dataset: str) -> str:
 
 def export(out: str | Path, losses: list[str], metrics: list[str]) -> list[str]:
     """Write every plot file named by outputs(); returns their paths."""
-    made = outputs(out, losses, metrics)
+    made = OrderedDict()
+    for path in losses:
+        made[str(path)] = [losses_file(out, path)]
+    for path in metrics:
+        made[str(path)] = [curve_file(out, path, dataset) for dataset in _sets_in(path)]
     written = []
     for path in losses:
         target = made[str(path)][0]
         write_text(target, epoch_means(path))
         written.append(target)
     for path in metrics:
-        for dataset, target in zip(detection_sets(), made[str(path)]):
+        for dataset, target in zip(_sets_in(path), made[str(path)]):
             write_text(target, curve_table(path, dataset))
             written.append(target)
     return written
 
 
-def definitions(out: str | Path, losses: list[str], metrics: list[str]) -> list[dict]:
+def definitions(out: str | Path, losses: list[str], metrics: list[str], absent=()) -> list[dict]:
     """dvc.yaml's top-level plots (paths relative to the repository root)."""
     plots = []
-    for dataset in detection_sets():
+    for dataset in detection_sets(absent):
         files = [curve_file(out, path, dataset) for path in metrics]
         plots.append({f"precision_recall_{dataset}": {
             "title": f"Precision-recall on {dataset} (Figure 7)", "template": "simple",

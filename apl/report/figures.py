@@ -1,7 +1,8 @@
 """The paper's figures rebuilt from the pipeline's results files.
 
-* Figure 7: PR curves and F-measure curves on both detection test sets, the paper's 2x2 layout
-  ((a) PR on CUHK, (b) F-measure on CUHK, (c) PR on DUT, (d) F-measure on DUT).
+* Figure 7: PR curves and F-measure curves on the detection test sets, the paper's 2x2 layout
+  ((a) PR on CUHK, (b) F-measure on CUHK, (c) PR on DUT, (d) F-measure on DUT); a test set the profile
+  does not have is left out (one row of panels), and the validation split is never drawn.
 * Figure 6 (qualitative detection): input | every method's focus map | GT, for a fixed set of test images.
 * Figure 9 (qualitative deblurring): input | every method's output (the composite) | sharp target.
 * Training curves: the losses of every phase of the schedule.
@@ -21,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from apl.data.layout import DETECTION_SETS, FOLDERS  # noqa: E402
+from apl.data.layout import DEBLUR_SET, DETECTION_SETS, FOLDERS, HELDOUT_SET  # noqa: E402
 from apl.io import atomic_path, list_images, read_image, read_json, read_mask  # noqa: E402
 from apl.metrics.detection import read_prediction  # noqa: E402
 
@@ -81,6 +82,11 @@ def _detection_results(metrics_files) -> list[dict]:
     return results
 
 
+def test_sets(result: dict) -> dict[str, str]:
+    """{folder key: name} of the detection test sets a results file holds (absent sets are not in it)."""
+    return {key: name for key, name in DETECTION_SETS.items() if name in result["datasets"]}
+
+
 def figure7(metrics_files: list[str | Path], out_png: str | Path) -> list[Path]:
     """Every detection results file's curves in the paper's 2x2 layout; PNG and PDF."""
     return save_figure(draw_figure7(_detection_results(metrics_files)), out_png)
@@ -88,10 +94,11 @@ def figure7(metrics_files: list[str | Path], out_png: str | Path) -> list[Path]:
 
 def draw_figure7(results: list[dict]):
     """The Figure 7 matplotlib figure of detection results (one curve per result in every panel)."""
-    fig, axes = plt.subplots(2, 2, figsize=(10, 9.2))
+    sets = list(test_sets(results[0]).values())
+    fig, axes = plt.subplots(len(sets), 2, figsize=(10, 0.6 + 4.3 * len(sets)), squeeze=False)
     panels = "abcd"
     handles = {}
-    for row, dataset in enumerate(DETECTION_SETS.values()):
+    for row, dataset in enumerate(sets):
         pr_axis, f_axis = axes[row, 0], axes[row, 1]
         for index, result in enumerate(results):
             style = STYLES.get(result["stage"], {"color": FALLBACK_COLORS[index % len(FALLBACK_COLORS)],
@@ -177,7 +184,7 @@ def figure6(metrics_files: list[str | Path], datasets: str | Path, out_png: str 
 def draw_figure6(results: list[dict], datasets: str | Path, per_set: int = 3):
     datasets = Path(datasets)
     rows, row_labels = [], []
-    for folder, name in DETECTION_SETS.items():
+    for folder, name in test_sets(results[0]).items():
         gt_dir = Path(results[0]["datasets"][name]["gt_dir"])
         gts = list_images(gt_dir)
         for stem in pick_stems(gts, per_set):
@@ -205,21 +212,27 @@ def figure9(metrics_files: list[str | Path], datasets: str | Path, out_png: str 
 
 
 def draw_figure9(results: list[dict], datasets: str | Path, count: int = 4):
+    """`count` images of DP and of the synthetic held-out pairs, each where the results hold it."""
     datasets = Path(datasets)
-    targets = list_images(results[0]["datasets"]["DP"]["gt_dir"])
     rows, row_labels = [], []
-    for stem in pick_stems(targets, count):
-        image = read_image(_one(datasets / FOLDERS["dp"], stem))
-        shape = image.shape[:2]
-        cells = [(image, "")]
-        for result in results:
-            output = read_image(_one(result["datasets"]["DP"]["pred_dir"], stem))
-            scores = {entry["name"]: entry for entry in result["datasets"]["DP"].get("per_image", [])}
-            note = f"PSNR {scores[stem]['psnr']:.2f}, SSIM {scores[stem]['ssim']:.3f}" if stem in scores else ""
-            cells.append((_fit(output, shape), note))
-        cells.append((read_image(targets[stem]), ""))
-        rows.append(cells)
-        row_labels.append(f"DP\n{stem}")
+    for key, name in (DEBLUR_SET, HELDOUT_SET):
+        if name not in results[0]["datasets"]:
+            continue
+        targets = list_images(results[0]["datasets"][name]["gt_dir"])
+        for stem in pick_stems(targets, count):
+            image = read_image(_one(datasets / FOLDERS[key], stem))
+            shape = image.shape[:2]
+            cells = [(image, "")]
+            for result in results:
+                output = read_image(_one(result["datasets"][name]["pred_dir"], stem))
+                scores = {entry["name"]: entry for entry in result["datasets"][name].get("per_image", [])}
+                note = f"PSNR {scores[stem]['psnr']:.2f}, SSIM {scores[stem]['ssim']:.3f}" if stem in scores else ""
+                cells.append((_fit(output, shape), note))
+            cells.append((read_image(targets[stem]), ""))
+            rows.append(cells)
+            row_labels.append(f"{name.replace(' ', chr(10))}\n{stem}")
+    if not rows:
+        raise ValueError("figure 9 needs DP or synthetic held-out results; these results hold neither")
     headers = ["Defocused input"] + [short_label(r) for r in results] + ["Sharp target (GT)"]
     return _grid(rows, headers, row_labels, "Figure 9: defocus deblurring (output = R (1 - M) + I M)")
 

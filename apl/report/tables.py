@@ -7,6 +7,11 @@ keep the paper's value and are marked "reported".
 Every table is written three ways: CSV (long form: one line per cell with dataset, metric, protocol,
 paper value, reproduced value, difference, status and results file), Markdown and LaTeX (the paper's
 layout, each cell "paper / reproduced (difference)").
+
+A test set the profile does not have (`data.sets.<set>: none`) keeps its columns, whose reproduced cells
+say "not run: data absent". The synthetic held-out deblurring check (`data.heldout_fullclear`) adds its own
+columns to Tables 2, 3 and 5, beside DP and never mixed with it; the validation split is not a column of any
+table (REPORT.md shows it under its own heading, `validation_markdown`).
 """
 from __future__ import annotations
 
@@ -16,12 +21,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from apl.data.layout import DEBLUR_SET, DETECTION_SETS, HELDOUT_SET, VALIDATION_SET, absent_sets
 from apl.io import read_json, write_text
 
 # Metric names of the paper -> keys of the metrics JSON (the authors' protocol).
-METRIC_KEYS = {"Fmax": "fmax", "MAE": "mae", "PSNR": "psnr", "SSIM": "ssim", "seconds": "seconds_per_image"}
-METRIC_LABELS = {"Fmax": "F_max", "MAE": "MAE", "PSNR": "PSNR", "SSIM": "SSIM", "seconds": "seconds / image"}
-LOWER_IS_BETTER = {"MAE", "seconds"}
+METRIC_KEYS = {"Fmax": "fmax", "MAE": "mae", "PSNR": "psnr", "SSIM": "ssim", "seconds": "seconds_per_image",
+               "clipped": "clipped"}
+METRIC_LABELS = {"Fmax": "F_max", "MAE": "MAE", "PSNR": "PSNR", "SSIM": "SSIM", "seconds": "seconds / image",
+                 "clipped": "clipped"}
+LOWER_IS_BETTER = {"MAE", "seconds", "clipped"}
+SET_OF_DATASET = {name: key for key, name in [*DETECTION_SETS.items(), DEBLUR_SET]}   # "DUT" -> "dut"
+ABSENT_STATUS = "not run: data absent"
+HELDOUT_METRICS = ("PSNR", "SSIM", "MAE", "clipped")
+DEBLUR_TABLES = (2, 3, 5)
 TITLES = {
     1: "Table 1. Defocus detection through the mutual promotion (F_max / MAE on CUHK and DUT)",
     2: "Table 2. Defocus deblurring through the mutual promotion (PSNR / SSIM / MAE on DP)",
@@ -29,7 +41,8 @@ TITLES = {
     4: "Table 4. Comparison with unsupervised defocus detectors (F_max / MAE on CUHK and DUT, seconds per image)",
     5: "Table 5. Comparison with defocus deblurring methods (PSNR / SSIM / MAE on DP)",
 }
-STATUS_TEXT = {"reproduced": "reproduced", "reported": "reported (paper only, not run here)"}
+STATUS_TEXT = {"reproduced": "reproduced", "reported": "reported (paper only, not run here)",
+               ABSENT_STATUS: ABSENT_STATUS}
 
 
 def _source_text(status: str, results_file: str) -> str:
@@ -108,7 +121,14 @@ def protocol(metric: str, dataset: str, config: dict) -> str:
                 "data_range 1, over colour channels), MAE over the three channels")
     if metric == "seconds":
         return "mean wall time of the method's call per test image (see the table's timing note)"
+    if metric == "clipped":
+        return "share of the output's 8-bit channel values at 0 or 255, mean over images (saturation)"
     return ""
+
+
+def absent_datasets(config: dict) -> set[str]:
+    """Names (as in the tables) of the test sets this profile does not have."""
+    return {name for name, key in SET_OF_DATASET.items() if key in absent_sets(config)}
 
 
 def _reproduced(source: Source, metrics_dir: Path, dataset: str, metric: str) -> float:
@@ -125,6 +145,7 @@ def build_long(config: dict, metrics_dir: str | Path) -> pd.DataFrame:
     """One row per (table, row, dataset, metric): paper value, reproduced value, difference, status."""
     metrics_dir = Path(metrics_dir)
     sources = row_sources(config)
+    absent = absent_datasets(config)
     paper = paper_values()
     records = []
     keys = list(dict.fromkeys(zip(paper["table"], paper["row"])))
@@ -136,12 +157,16 @@ def build_long(config: dict, metrics_dir: str | Path) -> pd.DataFrame:
         if not shape:  # a row the paper does not have: the same cells as the table's first row
             first = paper[paper["table"] == table]["row"].iloc[0]
             shape = paper[(paper["table"] == table) & (paper["row"] == first)][["dataset", "metric"]].values.tolist()
+        if table in DEBLUR_TABLES and config["data"]["heldout_fullclear"]:
+            shape = shape + [[HELDOUT_SET[1], metric] for metric in HELDOUT_METRICS]
         for dataset, metric in shape:
             paper_value = cells[(cells["dataset"] == dataset) & (cells["metric"] == metric)]["value"]
             paper_value = float(paper_value.iloc[0]) if len(paper_value) else float("nan")
             if source is None:
                 status = "reported" if (table, row) not in sources else "not run (not in train.ablation_variants)"
                 reproduced = float("nan")
+            elif dataset in absent:
+                status, reproduced = ABSENT_STATUS, float("nan")
             else:
                 status = "reproduced"
                 reproduced = _reproduced(source, metrics_dir, "DP" if dataset == "-" else dataset, metric)
@@ -156,13 +181,20 @@ def _fmt(value: float, metric: str, signed: bool = False) -> str:
     if pd.isna(value):
         return "-"
     sign = "+" if signed else ""
+    if metric == "clipped":
+        return f"{value:{sign}.2%}"
     if metric == "seconds":
         return f"{value:{sign}.3g}" if abs(value) >= 1e-4 or value == 0 else f"{value:{sign}.1e}"
     return f"{value:{sign}.{2 if metric == 'PSNR' else 3}f}"
 
 
-def cell_text(paper: float, reproduced: float, metric: str) -> str:
-    """'paper / reproduced (difference)'; '0.420 (paper)' for a reported cell; '0.875 (ours)' for a new row."""
+def cell_text(paper: float, reproduced: float, metric: str, status: str = "") -> str:
+    """'paper / reproduced (difference)'; '0.420 (paper)' for a reported cell; '0.875 (ours)' for a new row;
+    '0.420 (paper) / not run: data absent' for a test set the profile does not have."""
+    if status == ABSENT_STATUS:
+        return f"{_fmt(paper, metric)} (paper) / {ABSENT_STATUS}" if not pd.isna(paper) else ABSENT_STATUS
+    if pd.isna(reproduced) and pd.isna(paper):
+        return "-"
     if pd.isna(reproduced):
         return f"{_fmt(paper, metric)} (paper)"
     if pd.isna(paper):
@@ -175,11 +207,14 @@ def wide(long: pd.DataFrame, table: int) -> pd.DataFrame:
     part = long[long["table"] == table]
     part = part.assign(column=[METRIC_LABELS[m] if d == "-" else f"{d} {METRIC_LABELS[m]}"
                                for d, m in zip(part["dataset"], part["metric"])],
-                       cell=[cell_text(p, r, m) for p, r, m in zip(part["paper"], part["reproduced"], part["metric"])])
+                       cell=[cell_text(p, r, m, s) for p, r, m, s in
+                             zip(part["paper"], part["reproduced"], part["metric"], part["status"])])
     order = list(dict.fromkeys(part["row"]))
     columns = list(dict.fromkeys(part["column"]))
     grid = part.pivot(index="row", columns="column", values="cell").reindex(index=order, columns=columns)
-    first = part.groupby("row", sort=False)[["status", "results_file"]].first().reindex(order)
+    # a row's source: a reproduced cell's where it has one (an absent test set does not make a run "not run")
+    ranked = part.assign(rank=(part["status"] != "reproduced").astype(int)).sort_values("rank", kind="stable")
+    first = ranked.groupby("row", sort=False)[["status", "results_file"]].first().reindex(order)
     grid.insert(0, "source", [_source_text(status, path) for status, path in zip(first["status"], first["results_file"])])
     grid.index.name = "method" if table in (4, 5) else "setting"
     grid.columns.name = None
@@ -215,7 +250,7 @@ def timing_note(long: pd.DataFrame, table: int) -> str:
     else:
         sizes = "; ".join(f"{', '.join(who)}: {text}" for text, who in inputs.items())
     return ("Seconds: mean wall time per test image of the method's call (decoded image in, map out; one warm-up "
-            f"call excluded) over both detection test sets. Measured by this run on {where}. Inputs: the test "
+            f"call excluded) over the detection test sets. Measured by this run on {where}. Inputs: the test "
             f"images at their stored size ({sizes}). Working resolution: {'; '.join(working)}. "
             "The paper's seconds were measured on an RTX 2080Ti workstation.")
 
@@ -223,14 +258,43 @@ def timing_note(long: pd.DataFrame, table: int) -> str:
 def legend(table: int, config: dict) -> str:
     size = config["evaluation"]["size"]
     cells = ("Cells: paper / reproduced (reproduced - paper); '(paper)': the paper's number only; "
-             "'(ours)': a row the paper does not have.")
+             "'(ours)': a row or column the paper does not have.")
+    absent = sorted(absent_datasets(config))
+    if absent:
+        cells += (f" {' and '.join(absent)}: '{ABSENT_STATUS}' (this profile has no such data: "
+                  + ", ".join(f"data.sets.{SET_OF_DATASET[name]}: none" for name in absent) + ").")
     if table in (1, 4):
         return (f"{cells} Datasets: CUHK and DUT test sets. Protocol (the authors' evaluation code): F_max = mean "
                 "over images of the maximum F_beta (beta^2 = 0.3) over thresholds i/255 of the map divided by its "
                 f"maximum; MAE of the map at {size}x{size} against the GT binarised at 125/255.")
-    return (f"{cells} Dataset: DP (DPDD) test set. Protocol: output (the composite R(1 - M) + I M) and sharp "
+    text = (f"{cells} Dataset: DP (DPDD) test set. Protocol: output (the composite R(1 - M) + I M) and sharp "
             f"target as 8-bit RGB at {size}x{size}; PSNR on [0, 1]; SSIM (7x7 uniform window, over colour "
             "channels); MAE over the three channels.")
+    if config["data"]["heldout_fullclear"]:
+        text += (f" {HELDOUT_SET[1]}: {config['data']['heldout_fullclear']} full-clear photographs held out of D's "
+                 "real set and of the pretraining pairs, each blurred once with the pretraining synthesis (Gaussian "
+                 f"defocus of part of the image, at {config['image_size']}x{config['image_size']}); same protocol, "
+                 "not comparable with DP or the paper; 'clipped': share of output channel values at 0 or 255.")
+    return text
+
+
+def validation_markdown(config: dict, metrics_dir: str | Path) -> str:
+    """The validation split's scores of every detection row of Tables 1 and 4 (empty without a split)."""
+    if not config["data"]["validation"]:
+        return ""
+    metrics_dir, name = Path(metrics_dir), VALIDATION_SET[1]
+    lines = [f"| setting / method | {name} F_max | {name} MAE | results file |", "|---|---|---|---|"]
+    seen = set()
+    for (table, row), source in sorted(row_sources(config).items(), key=lambda item: item[0][0]):
+        if table not in (1, 4) or source is None or source in seen:
+            continue
+        seen.add(source)
+        data = read_json(source.path(metrics_dir), made_by=source.made_by)
+        scores = data["datasets"].get(name)
+        if scores is None:
+            raise ValueError(f"{source.path(metrics_dir)} holds no {name} scores; rerun the rule `{source.made_by}`")
+        lines.append(f"| {row} | {scores['fmax']:.3f} | {scores['mae']:.3f} | {source.path(metrics_dir)} |")
+    return "\n".join(lines)
 
 
 def latex_escape(text: str) -> str:

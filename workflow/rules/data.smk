@@ -28,6 +28,7 @@ else:
             raw=config["data"]["raw_dir"],
             lock=config["data"]["lock_file"],
             sets=config["data"]["sets"],
+            fullclear_dir=config["data"]["fullclear_dir"],
             datasets=config["data"]["datasets"],
         log:
             f"{RESULTS}/logs/download.log",
@@ -42,8 +43,17 @@ else:
         params:
             raw=config["data"]["raw_dir"],
             sets=config["data"]["sets"],
+            fullclear_dir=config["data"]["fullclear_dir"],
             counts=config["data"]["expected_counts"],
             allow_subset=config["data"]["allow_subset"],
+            # the validation split and the held-out full-clear images (made into synthetic pairs here)
+            splits={key: config["data"][key] for key in ("validation", "heldout_fullclear")},
+            heldout_pairs=(
+                {"synthesis": config["synthesis"], "size": config["image_size"]}
+                if config["data"]["heldout_fullclear"]
+                else None
+            ),
+            seed=config["seed"],
         log:
             f"{RESULTS}/logs/prepare.log",
         shell:

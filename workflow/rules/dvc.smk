@@ -1,6 +1,7 @@
 # DVC's view of this workflow. `apl dvc-pipeline` (make dvc-pipeline) turns every job of the DAG into a
 # stage of dvc.yaml (paper profile) or pipelines/<profile>/dvc.yaml; this file adds what only DVC needs:
 # the data behind its plots (rule plots_data), which outputs are metrics, the plots, the folders DVC keeps.
+from apl.data.layout import absent_sets
 from apl.dvcpipeline import dvc_yaml_path, plotdata
 from apl.dvcpipeline.timestamps import restore_at_start
 
@@ -13,7 +14,9 @@ DVC_LOSSES, DVC_CURVES = plotdata.sources(
     run_order=[MAIN, *config["train"]["ablation_variants"], schedule.SINGLE],
 )
 DVC_PLOT_FILES = [
-    path for paths in plotdata.outputs(f"{RESULTS}/plots", DVC_LOSSES, DVC_CURVES).values() for path in paths
+    path
+    for paths in plotdata.outputs(f"{RESULTS}/plots", DVC_LOSSES, DVC_CURVES, absent_sets(config)).values()
+    for path in paths
 ]
 
 
@@ -37,7 +40,7 @@ DVC_METRICS_OUTPUTS = ["metrics"]
 # run (persist): the raw datasets the download rule fetches or finds, so `dvc push` / `dvc pull` share them.
 DVC_EXTRA_OUTS = {"download": [{"path": config["data"]["raw_dir"], "persist": True}]}
 # dvc.yaml's plots section (`dvc plots show`): Figure 7's curves per test set, the losses of every run.
-DVC_PLOTS = plotdata.definitions(f"{RESULTS}/plots", DVC_LOSSES, DVC_CURVES)
+DVC_PLOTS = plotdata.definitions(f"{RESULTS}/plots", DVC_LOSSES, DVC_CURVES, absent_sets(config))
 
 # After `dvc pull` / `dvc checkout` the restored files carry the time of the checkout, in no particular
 # order; where dvc.lock vouches for them, their times are set so that Snakemake sees them up to date
