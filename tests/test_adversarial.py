@@ -111,3 +111,29 @@ def test_gsr_output_stays_in_range_without_saturating(tiny_data, tmp_path, pretr
     assert pd.read_csv(out / "losses.csv")["clipped"].notna().all()
     # not flat colours: the composite keeps the photographs' contrast
     assert after.std(dim=(2, 3)).mean() > 0.8 * image.std(dim=(2, 3)).mean()
+
+
+def test_single_gws_masks_trains_on_the_masks_not_the_prior(tiny_data, tmp_path, test_config):
+    """The release's supervision (train.gws_target: masks / the single_gws_masks stage) reads the GT masks."""
+    import numpy as np
+
+    from apl.data.cache import load_cache
+    cache = load_cache(tiny_data / "cache" / "train.npz")
+    t = trainer(test_config, "single_gws_masks", tiny_data, tmp_path)
+    assert torch.equal(t.priors, torch.from_numpy(cache["masks"].astype(np.float32)).unsqueeze(1))
+    assert not torch.equal(t.priors, torch.from_numpy(cache["priors"].astype(np.float32)).unsqueeze(1))
+    assert torch.equal(trainer(test_config, "single_gws", tiny_data, tmp_path).priors,
+                       torch.from_numpy(cache["priors"].astype(np.float32)).unsqueeze(1))
+
+
+def test_masks_target_without_masks_is_a_clear_error(tiny_data, tmp_path, test_config):
+    import shutil
+
+    from apl.data.cache import load_cache, save_npz
+    from apl.train.loop import TrainingError
+    cache = {k: v for k, v in load_cache(tiny_data / "cache" / "train.npz").items() if k != "masks"}
+    (tmp_path / "cache").mkdir()
+    save_npz(tmp_path / "cache" / "train.npz", **cache)
+    shutil.copy(tiny_data / "cache" / "fullclear.npz", tmp_path / "cache" / "fullclear.npz")
+    with pytest.raises(TrainingError, match="holds none"):
+        StageTrainer(test_config, "single_gws_masks", "ufat", tmp_path / "cache", None, tmp_path / "out")

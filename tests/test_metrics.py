@@ -400,3 +400,15 @@ def test_score_deblur_dirs(tmp_path):
     (pred_dir / "p0.png").write_bytes(b"garbage")
     with pytest.raises(ImageError, match="p0.png"):
         score_deblur_dirs(pred_dir, gt_dir)
+
+
+def test_pooled_psnr_is_not_dominated_by_identical_pairs():
+    """One identical pair (100 dB by the cap) lifts the mean of per-image PSNRs by tens of dB, not the pooled one."""
+    from apl.metrics.deblurring import evaluate_deblurring
+    rng = np.random.default_rng(0)
+    sharp = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2)]
+    noisy = np.clip(sharp[0].astype(int) + rng.integers(-20, 21, sharp[0].shape), 0, 255).astype(np.uint8)
+    result = evaluate_deblurring([noisy, sharp[1]], sharp, size=32)
+    alone = evaluate_deblurring([noisy], sharp[:1], size=32)
+    assert result["psnr"] > alone["psnr"] + 30
+    assert abs(result["psnr_pooled"] - (alone["psnr"] + 10 * np.log10(2))) < 0.01

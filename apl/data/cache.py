@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from apl.data.layout import FOLDERS
+from apl.data.layout import FOLDERS, MASK_FOLDERS
 from apl.io import atomic_path, list_images, read_image, read_mask
 from apl.priors import prior_map
 
@@ -47,6 +47,14 @@ def build_cache(which: str, source: str | Path, out_file: str | Path, config: di
                 priors = list(pool.map(_prior_at, [files[n] for n in names], [size] * len(names),
                                        [config["prior"]] * len(names), chunksize=8))
             arrays["priors"] = np.stack(priors)
+            masks = source / MASK_FOLDERS["train"]
+            if masks.is_dir():   # GT masks, only read by train.gws_target: masks and the single_gws_masks stage
+                found = list_images(masks)
+                missing = sorted(set(names) - set(found))
+                if missing:
+                    raise FileNotFoundError(f"{masks}: no mask for the training image(s) {', '.join(missing[:5])}; "
+                                            "rerun the prepare rule")
+                arrays["masks"] = np.stack([read_mask(found[n], "focus-white", size) for n in names]).astype(np.float16)
     else:
         raise ValueError(f"unknown cache set {which!r}; use one of {CACHE_SETS}")
     save_npz(out_file, names=np.array(names), **arrays)

@@ -60,8 +60,9 @@ def build_demo(config: dict, out_dir: str | Path) -> dict:
         write_image(tmp / FOLDERS["fullclear"] / f"{name}.png", image)
     rng = np.random.default_rng(seeds[1])
     for name, image in crops(TRAIN_PHOTOS, counts["train"], size, rng):
-        defocused, _, _ = synthesize_pair(image, rng, **blur)
+        defocused, mask, _ = synthesize_pair(image, rng, **blur)
         write_image(tmp / FOLDERS["train"] / f"{name}.png", defocused)
+        write_image(tmp / MASK_FOLDERS["train"] / f"{name}.png", mask)   # only for train.gws_target: masks
     for key, seed in (("cuhk", seeds[2]), ("dut", seeds[3])):
         rng = np.random.default_rng(seed)
         for name, image in crops(TEST_PHOTOS, counts[key], size, rng):

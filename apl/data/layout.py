@@ -42,7 +42,10 @@ FOLDERS = {
     "heldout": "heldout/source",
 }
 CORE_SETS = ("train", "fullclear", "cuhk", "dut", "dp")   # counted in every manifest (0 when absent)
-MASK_FOLDERS = {"cuhk": "cuhk/masks", "dut": "dut/masks", "val": "val/masks", "heldout": "heldout/masks"}
+MASK_FOLDERS = {"cuhk": "cuhk/masks", "dut": "dut/masks", "val": "val/masks", "heldout": "heldout/masks",
+                # training images' GT masks, where the raw layout has them: never used for training unless asked
+                # (train.gws_target: masks, or the single_gws_masks stage, the release's `1204gt` supervision)
+                "train": "train_masks"}
 TARGET_FOLDERS = {"dp": "dp/target", "heldout": "heldout/target"}
 DP_TARGET = TARGET_FOLDERS["dp"]
 ABSENT = "none"                                  # data.sets value of a set this profile does not have
@@ -172,3 +175,11 @@ def publish(tmp: Path, target: Path) -> None:
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)
+
+
+def train_masks_available(config: dict) -> bool:
+    """Whether the prepared training set carries GT masks: the demo's exact masks, CUHK's original `gt/`
+    (CUHK-only training). The packed archive's `1204gt` is not read; DUT's training masks are not either."""
+    if config["data"]["source"] == "demo":
+        return True
+    return config["data"]["sets"]["train"] == "original_cuhk"

@@ -195,9 +195,14 @@ def _train(build: _Builder, layout: str, raw: dict, allow_subset: bool, validati
     if held:
         masks = list_images(raw["cuhk"]["gt"])
         _paired({stem: images[stem] for stem in held}, masks, raw["cuhk"]["gt"])
+    if layout == "original_cuhk":
+        train_masks = list_images(raw["cuhk"]["gt"])
+        _paired({stem: images[stem] for stem in cuhk if stem not in held}, train_masks, raw["cuhk"]["gt"])
     for stem in cuhk:
         if stem in held:
             build.pair("val", images[stem], masks[stem], f"cuhk_{stem}", POLARITY[("cuhk", "original")])
+        elif layout == "original_cuhk":   # kept beside the images for the release's mask supervision (layout.py)
+            build.pair("train", images[stem], train_masks[stem], f"cuhk_{stem}", POLARITY[("cuhk", "original")])
         else:
             build.image("train", images[stem], f"cuhk_{stem}")
     if layout == "original_cuhk":

@@ -26,7 +26,7 @@ from apl.data.layout import DEBLUR_SET, DETECTION_SETS, FOLDERS, HELDOUT_SET  # 
 from apl.io import atomic_path, list_images, read_image, read_json, read_mask  # noqa: E402
 from apl.metrics.detection import read_prediction  # noqa: E402
 
-LABELS = {"single_gws": "Single G_ws", "gws_O1": "G_ws O1", "gws_O2": "G_ws O2", "gws_O3": "Ours (G_ws O3)",
+LABELS = {"single_gws": "Single G_ws", "single_gws_masks": "Single G_ws (GT masks)", "gws_O1": "G_ws O1", "gws_O2": "G_ws O2", "gws_O3": "Ours (G_ws O3)",
           "single_gsr": "Single G_sr", "gsr_O1": "G_sr O1", "gsr_O2": "G_sr O2", "gsr_O3": "Ours (G_sr O3)",
           "pretrain": "Pretrained G_sr",
           "lbp": "LBP prior B(I) (Yi & Eramian)", "svd": "SVD (Su et al.)", "hifst": "HiFST-style (DCT)",

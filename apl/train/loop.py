@@ -128,7 +128,14 @@ class StageTrainer:
             return
         train = load_cache(cache_dir / "train.npz")
         self.inputs = torch.from_numpy(train["images"]).to(on)
-        self.priors = torch.from_numpy(train["priors"].astype(np.float32)).unsqueeze(1).to(on)
+        # G_ws's pixel target: B(I) (Eq. 7), or the GT masks the release's `1204gt` folder appears to hold
+        masks = self.stage.name == "single_gws_masks" or self.train_cfg["gws_target"] == "masks"
+        if masks and "masks" not in train:
+            raise TrainingError(f"stage {self.label} trains G_ws on the training images' GT masks, but "
+                                f"{cache_dir / 'train.npz'} holds none: the prepared training set has masks only for "
+                                "the demo and data.sets.train: original_cuhk (train.gws_target: prior otherwise)")
+        target = train["masks"] if masks else train["priors"]
+        self.priors = torch.from_numpy(target.astype(np.float32)).unsqueeze(1).to(on)
         if "d" in self.nets:
             self.fullclear = torch.from_numpy(load_cache(cache_dir / "fullclear.npz")["images"]).to(on)
 

@@ -50,6 +50,9 @@ def _build() -> dict[str, Stage]:
             stages[name] = Stage(name, kind, previous, "phase")
             previous = name
     stages["single_gws"] = Stage("single_gws", "single_gws", None, "single")
+    # Single G_ws supervised by the training images' GT masks instead of B(I): what the release's
+    # `train_data/1204gt` target amounts to (REPORT.md); a row of Table 1 marked as ours
+    stages["single_gws_masks"] = Stage("single_gws_masks", "single_gws", None, "single")
     stages["single_gsr"] = Stage("single_gsr", "single_gsr", "pretrain", "single")
     return stages
 
@@ -73,7 +76,7 @@ def run_variant(stage: str, variant: str) -> str:
 
 def gsr_variant(stage: str, variant: str) -> str:
     """The G_sr variant a stage trains: single_gsr is U-GAN by definition; single_gws has no G_sr."""
-    return {"single_gsr": "ugan", "single_gws": "none"}.get(stage, variant)
+    return {"single_gsr": "ugan", "single_gws": "none", "single_gws_masks": "none"}.get(stage, variant)
 
 
 def previous_run(stage: str, variant: str) -> tuple[str, str] | None:

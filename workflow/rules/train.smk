@@ -73,6 +73,25 @@ rule single_gws:
         TRAIN
 
 
+# Single G_ws on the training images' GT masks (the release's 1204gt supervision; a row of Table 1 marked as
+# ours), where the prepared training set has masks (apl.data.layout.train_masks_available)
+rule single_gws_masks:
+    input:
+        caches=[f"{CACHE}/train.npz"],
+    output:
+        weights=weights_file(schedule.SINGLE, "single_gws_masks"),
+        losses=losses_file(schedule.SINGLE, "single_gws_masks"),
+    params:
+        **train_params(lambda wildcards: "single_gws_masks", lambda wildcards: schedule.SINGLE),
+    resources:
+        gpu=GPU,
+    retries: TRAIN_RETRIES
+    log:
+        f"{RESULTS}/logs/{schedule.SINGLE}/single_gws_masks.log",
+    shell:
+        TRAIN
+
+
 rule single_gsr:
     input:
         caches=ADVERSARIAL_CACHES,
