@@ -110,7 +110,8 @@ def test_held_out_fullclear_images_reach_neither_d_nor_the_pretraining_pairs(pre
     assert sources == names(out / "fullclear")
     # the held-out check pairs: defocused source, sharp target at the working size, exact mask
     stem = next(iter(held))
-    source, target = read_image(out / "heldout" / "source" / f"{stem}.png"), read_image(out / "heldout" / "target" / f"{stem}.png")
+    source = read_image(out / "heldout" / "source" / f"{stem}.png")
+    target = read_image(out / "heldout" / "target" / f"{stem}.png")
     mask = read_mask(out / "heldout" / "masks" / f"{stem}.png", "focus-white")
     assert source.shape == target.shape == (32, 32, 3) and 0 < mask.mean() < 1
     assert np.array_equal(source[mask == 1], target[mask == 1]) and not np.array_equal(source, target)

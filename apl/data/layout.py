@@ -17,8 +17,8 @@ Raw side: each canonical set comes from one raw layout chosen in `data.sets` (RE
 `original` is the datasets' own release, `packed` the authors' packed archive (the SG repository's
 train_data / test_data), `dpdd` the DPDD Canon set, `original_cuhk` CUHK's 604 training images alone,
 `folder` a user's own folder of all-in-focus photographs (`data.fullclear_dir`), `none` a set that is absent
-(DUT, DP): it is not prepared, not evaluated, and its table columns say so. RAW_NEEDS says which folders of which raw dataset
-(one folder each under `data.raw_dir`) a choice needs; a need may be a nested path such as
+(DUT, DP): it is not prepared, not evaluated, and its table columns say so. RAW_NEEDS says which folders of
+which raw dataset (one folder each under `data.raw_dir`) a choice needs; a need may be a nested path such as
 `test_c/source`, found at any depth below the dataset's folder.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from apl.io import list_images
+from apl.io import ImageError, list_images
 
 DETECTION_SETS = {"cuhk": "CUHK", "dut": "DUT"}   # folder -> name in the paper's tables (the test sets)
 DEBLUR_SET = ("dp", "DP")
@@ -115,7 +115,6 @@ def raw_users(config: dict) -> dict[str, list[str]]:
 
 def fullclear_folder(config: dict) -> Path:
     """The user's folder of all-in-focus photographs (`data.sets.fullclear: folder`), checked to hold images."""
-    from apl.io import ImageError
     folder = config["data"].get("fullclear_dir")
     if not folder:
         raise ValueError("data.sets.fullclear is `folder` but data.fullclear_dir is not set: give the folder of "

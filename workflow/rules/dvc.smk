@@ -1,6 +1,7 @@
 # DVC's view of this workflow. `apl dvc-pipeline` (make dvc-pipeline) turns every job of the DAG into a
 # stage of dvc.yaml (paper profile) or pipelines/<profile>/dvc.yaml; this file adds what only DVC needs:
 # the data behind its plots (rule plots_data), which outputs are metrics, the plots, the folders DVC keeps.
+from apl.config import load as load_config
 from apl.data.layout import absent_sets
 from apl.dvcpipeline import dvc_yaml_path, plotdata
 from apl.dvcpipeline.timestamps import restore_at_start
@@ -38,7 +39,14 @@ rule plots_data:
 DVC_METRICS_OUTPUTS = ["metrics"]
 # Folders a rule's command fills beside its declared outputs, tracked by DVC and never deleted before a
 # run (persist): the raw datasets the download rule fetches or finds, so `dvc push` / `dvc pull` share them.
-DVC_EXTRA_OUTS = {"download": [{"path": config["data"]["raw_dir"], "persist": True}]}
+# DVC lets one stage own a path: the paper profile's download stage owns the shared raw folder, and another
+# profile (config/cuhk.yaml) tracks its raw folder only when it has one of its own.
+SHARED_RAW = load_config(CONFIG_FILES[:1])["data"]["raw_dir"]
+DVC_EXTRA_OUTS = (
+    {"download": [{"path": config["data"]["raw_dir"], "persist": True}]}
+    if len(CONFIG_FILES) == 1 or os.path.normpath(config["data"]["raw_dir"]) != os.path.normpath(SHARED_RAW)
+    else {}
+)
 # dvc.yaml's plots section (`dvc plots show`): Figure 7's curves per test set, the losses of every run.
 DVC_PLOTS = plotdata.definitions(f"{RESULTS}/plots", DVC_LOSSES, DVC_CURVES, absent_sets(config))
 
