@@ -31,9 +31,10 @@ on binary masks.
 Value range (``clamp``): ``reconstruction`` and ``out`` are clamped to [0, 1].
 ``"hard"`` is a plain clamp (no gradient pushes a pixel further outside);
 ``"straight_through"`` keeps the identity gradient outside the bounds.  The
-forward dict also returns ``unclamped`` (the composite before the clamp) so training can
-log the share of clipped pixels (of the composite: R where the map lets it through).  Inputs are used in [0, 1] without ImageNet
-normalisation (the generator predicts a residual in image space).
+forward dict also returns ``unclamped`` (the composite before the clamp: R
+where the map lets it through), so training can log the share the clamp cuts
+(``clipped_share``).  Inputs are used in [0, 1] without ImageNet normalisation
+(the generator predicts a residual in image space).
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ def clamp_straight_through(x: torch.Tensor) -> torch.Tensor:
 
 def hard_clamp(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(0.0, 1.0)
+
+
+def clipped_share(unclamped: torch.Tensor) -> float:
+    """Share of values the [0, 1] clamp cuts by more than one 8-bit level (a saturated photo pixel plus a
+    tiny residual is not a clip)."""
+    return ((unclamped - unclamped.clamp(0.0, 1.0)).abs() > 1 / 255).float().mean().item()
 
 
 SKIPS = ("image", "defocused")

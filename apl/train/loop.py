@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from apl.data.cache import load_cache
+from apl.models.deblurrer import clipped_share
 from apl.io import write_text
 from apl.models.factory import build, configure_torch
 from apl.train import checkpoint, schedule
@@ -59,8 +60,7 @@ def diagnostics(real_logits, fake_logits, unclamped, focus) -> dict[str, float]:
     values that the [0, 1] clamp cuts, and the mean and spread of G_ws's map."""
     values = {"d_acc_real": (real_logits > 0).float().mean().item(),
               "d_acc_fake": (fake_logits < 0).float().mean().item(),
-              # more than one 8-bit level cut: a saturated photo pixel plus a tiny residual is not a clip
-              "clipped": ((unclamped - unclamped.clamp(0, 1)).abs() > 1 / 255).float().mean().item()}
+              "clipped": clipped_share(unclamped)}
     if focus is not None:
         values.update(map_mean=focus.float().mean().item(), map_std=focus.float().std().item())
     return values
@@ -129,13 +129,13 @@ class StageTrainer:
         train = load_cache(cache_dir / "train.npz")
         self.inputs = torch.from_numpy(train["images"]).to(on)
         # G_ws's pixel target: B(I) (Eq. 7), or the GT masks the release's `1204gt` folder appears to hold
-        masks = self.stage.name == "single_gws_masks" or self.train_cfg["gws_target"] == "masks"
+        masks = (self.stage.gws_target or self.train_cfg["gws_target"]) == "masks"
         if masks and "masks" not in train:
             raise TrainingError(f"stage {self.label} trains G_ws on the training images' GT masks, but "
                                 f"{cache_dir / 'train.npz'} holds none: the prepared training set has masks only for "
                                 "the demo and data.sets.train: original_cuhk (train.gws_target: prior otherwise)")
         target = train["masks"] if masks else train["priors"]
-        self.priors = torch.from_numpy(target.astype(np.float32)).unsqueeze(1).to(on)
+        self.gws_targets = torch.from_numpy(target.astype(np.float32)).unsqueeze(1).to(on)
         if "d" in self.nets:
             self.fullclear = torch.from_numpy(load_cache(cache_dir / "fullclear.npz")["images"]).to(on)
 
@@ -206,7 +206,7 @@ class StageTrainer:
     def _prior_loss(self, focus: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """||G_ws(I) - B(I)||_1 of Eq. 7: "sum" is the norm itself (summed over an image's pixels,
         averaged over the batch); "mean" divides it by the number of pixels as well."""
-        distance = (focus.float() - self.priors[index]).abs()
+        distance = (focus.float() - self.gws_targets[index]).abs()
         if self.train_cfg["prior_reduction"] == "sum":
             return distance.flatten(1).sum(1).mean()
         return distance.mean()

@@ -23,6 +23,7 @@ class Stage:
     kind: str                 # pretrain | gws | gsr | single_gws | single_gsr
     previous: str | None      # the stage whose weights initialise this one
     epochs_key: str           # key of train.epochs
+    gws_target: str | None = None   # G_ws's pixel target when the stage fixes it; None: train.gws_target
 
     @property
     def task(self) -> str:
@@ -52,7 +53,7 @@ def _build() -> dict[str, Stage]:
     stages["single_gws"] = Stage("single_gws", "single_gws", None, "single")
     # Single G_ws supervised by the training images' GT masks instead of B(I): what the release's
     # `train_data/1204gt` target amounts to (REPORT.md); a row of Table 1 marked as ours
-    stages["single_gws_masks"] = Stage("single_gws_masks", "single_gws", None, "single")
+    stages["single_gws_masks"] = Stage("single_gws_masks", "single_gws", None, "single", gws_target="masks")
     stages["single_gsr"] = Stage("single_gsr", "single_gsr", "pretrain", "single")
     return stages
 
@@ -76,7 +77,9 @@ def run_variant(stage: str, variant: str) -> str:
 
 def gsr_variant(stage: str, variant: str) -> str:
     """The G_sr variant a stage trains: single_gsr is U-GAN by definition; single_gws has no G_sr."""
-    return {"single_gsr": "ugan", "single_gws": "none", "single_gws_masks": "none"}.get(stage, variant)
+    if get(stage).kind == "single_gws":
+        return "none"
+    return "ugan" if stage == "single_gsr" else variant
 
 
 def previous_run(stage: str, variant: str) -> tuple[str, str] | None:
