@@ -23,6 +23,7 @@ from apl.models.deblurrer import clipped_share
 from apl.io import write_text
 from apl.models.factory import build, configure_torch
 from apl.train import checkpoint, schedule
+from apl.train.augment import augment
 
 log = logging.getLogger("apl.train")
 RESUME = "resume.pt"
@@ -186,12 +187,14 @@ class StageTrainer:
             # D: full-clear images are real, composites are fake (Eq. 6), D loss = 0.5 (real + fake).
             real_index = torch.randint(len(self.fullclear), (len(index),), generator=generator).to(self.device)
             real = self._prep(self.fullclear[real_index])
-            real_logits, fake_logits = nets["d"](real), nets["d"](out.detach())
+            def seen(x):   # what D sees: train.d_augment's random draw, fresh for every image and call
+                return augment(x, self.train_cfg["d_augment"], generator)
+            real_logits, fake_logits = nets["d"](seen(real)), nets["d"](seen(out.detach()))
             losses["d"] = 0.5 * (adversarial(real_logits, True) + adversarial(fake_logits, False))
             self._update("d", losses["d"])
             # The generator of this phase tries to make D call its composite real.
             nets["d"].requires_grad_(False)
-            losses["adv"] = adversarial(nets["d"](out), True)
+            losses["adv"] = adversarial(nets["d"](seen(out)), True)
             nets["d"].requires_grad_(True)
             total = losses["adv"]
             if kind == "gws":
