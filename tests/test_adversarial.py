@@ -138,3 +138,20 @@ def test_masks_target_without_masks_is_a_clear_error(tiny_data, tmp_path, test_c
     shutil.copy(tiny_data / "cache" / "fullclear.npz", tmp_path / "cache" / "fullclear.npz")
     with pytest.raises(TrainingError, match="holds none"):
         StageTrainer(test_config, "single_gws_masks", "ufat", tmp_path / "cache", None, tmp_path / "out")
+
+
+def test_d_augment_changes_what_d_sees_and_keeps_the_generators_gradient(tiny_data, tmp_path, pretrained):
+    """train.d_augment: the same step with and without it differs in D's losses (D saw other images), and
+    the generator still learns through the augmented D (G_ws with lambda = 0: D's gradient alone)."""
+    def one_step(augment):
+        config = _override(tmp_path, {"d_augment": augment, "prior_weight": 0.0})
+        t = trainer(config, "gws_O1", tiny_data, tmp_path / str(len(augment)), init=pretrained)
+        before = [p.clone() for p in t.nets["gws"].parameters()]
+        values = run_steps(t, 1)[0]
+        moved = sum((p - q).abs().sum().item() for p, q in zip(t.nets["gws"].parameters(), before))
+        return values, moved
+
+    plain, _ = one_step([])
+    augmented, moved = one_step(["colour", "translation", "cutout"])
+    assert augmented["d"] != pytest.approx(plain["d"], abs=1e-6)
+    assert moved > 0, "the generator must receive D's gradient through the augmentation"
