@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import shutil
 import time
 import zlib
 from pathlib import Path
@@ -112,8 +113,11 @@ class StageTrainer:
         self._maps: torch.Tensor | None = None
         self._mapped: torch.Tensor | None = None
         if self.train_cfg["compile"]:
+            if self.device.type == "cpu" and not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
+                raise TrainingError("train.compile: true needs a C++ compiler (g++ or clang++) on the PATH to build "
+                                    "the CPU kernels; install one or set train.compile: false")
             for net in self.nets.values():
-                net.compile()
+                net.compile()   # in place: state_dict keys stay those of the plain network
         self._load_data(Path(cache_dir))
         self.epochs = self.train_cfg["epochs"][self.stage.epochs_key]
         n = len(self.inputs)
