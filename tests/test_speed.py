@@ -119,6 +119,11 @@ def test_bf16_setting_is_validated(test_config):
         config_module.validate({**test_config, "train": {**test_config["train"], "bf16": "yes"}})
 
 
+def test_budget_counts_the_demo_data_of_a_demo_profile(test_config):
+    train, counts = test_config["train"], test_config["data"]["demo"]["counts"]
+    assert budget.iterations(test_config, "gws_O1") == train["epochs"]["phase"] * (counts["train"] // train["batch_size"])
+
+
 def test_budget_counts_the_profile_iterations():
     config = config_module.load(None)
     train, counts = config["train"], config["data"]["expected_counts"]

@@ -2,8 +2,8 @@
 
 The runs are those `snakemake` makes for the profile: the whole schedule (pretrain, three G_ws / G_sr
 alternations) for the main variant and every Table 3 variant, and the single-task baselines. The image
-counts are the profile's `data.expected_counts` (less the images a validation split or the held-out
-full-clear check takes out), so a projection needs no data on disk.
+counts are the profile's `data.expected_counts` (`data.demo.counts` for the demo data; less the images
+a validation split or the held-out full-clear check takes out), so a projection needs no data on disk.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def runs(config: dict) -> list[tuple[str, str]]:
 
 def images(config: dict, stage: str) -> int:
     """Training samples a stage iterates over: synthetic pairs for pretraining, else the training images."""
-    data, counts = config["data"], config["data"]["expected_counts"]
+    data = config["data"]
+    counts = data["demo"]["counts"] if data["source"] == "demo" else data["expected_counts"]
     key = "fullclear" if schedule.get(stage).kind == "pretrain" else "train"
     if counts[key] is None:
         raise ValueError(f"data.expected_counts.{key} is null: the profile does not say how many images it trains on")
