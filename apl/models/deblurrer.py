@@ -40,6 +40,7 @@ where the map lets it through), so training can log the share the clamp cuts
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 VARIANTS = ("ugan", "dcgan", "cdfgan", "ufat")
@@ -102,9 +103,12 @@ class UFAT(nn.Module):
 
     def __init__(self, width: int = 128, negative_slope: float = 0.2, in_channels: int = 3) -> None:
         super().__init__()
+        self.negative_slope = negative_slope
         self.encoder = reference_encoder(width, negative_slope, in_channels)
         self.eta = self._branch(width, negative_slope)
         self.beta = self._branch(width, negative_slope)
+        # Run eta and beta as one branch of twice the width (fused_branches): same weights, same state_dict
+        self.fused_branches = False
 
     @staticmethod
     def _branch(width: int, negative_slope: float) -> nn.Sequential:
@@ -124,11 +128,39 @@ class UFAT(nn.Module):
         enc = self.encoder(torch.cat([i_f, i_df], dim=0))
         return torch.cat([enc[:n], enc[n:]], dim=1)
 
+    def _fused(self, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """eta and beta in one pass: both read the same input through layers of the same shapes, so their first
+        conv is one conv with both kernels stacked and every later layer one grouped conv (groups=2). The
+        weights are stacked on the fly, so gradients reach each branch's own parameters."""
+        groups = 1
+        h = ref
+        for eta_layer, beta_layer in zip(self.eta, self.beta):
+            if isinstance(eta_layer, nn.Conv2d):
+                weight = torch.cat([eta_layer.weight, beta_layer.weight])
+                bias = torch.cat([eta_layer.bias, beta_layer.bias])
+                h = F.conv2d(h, weight, bias, padding=eta_layer.padding, groups=groups)
+                groups = 2
+            elif isinstance(eta_layer, nn.LeakyReLU):
+                h = F.leaky_relu(h, self.negative_slope, inplace=True)
+            else:   # the global average pool
+                h = eta_layer(h)
+        eta, beta = h.chunk(2, dim=1)
+        return eta, beta
+
     def forward(self, features: torch.Tensor, i_f: torch.Tensor, i_df: torch.Tensor) -> torch.Tensor:
         ref = self.reference_features(i_f, i_df)
-        eta = torch.sigmoid(self.eta(ref))  # N x C x 1 x 1
-        beta = self.beta(ref)  # N x C x 1 x 1
-        return eta * features + beta
+        if self.fused_branches:
+            eta, beta = self._fused(ref)
+        else:
+            eta, beta = self.eta(ref), self.beta(ref)  # N x C x 1 x 1 each
+        return torch.sigmoid(eta) * features + beta
+
+
+def fuse_ufat_branches(net: nn.Module, on: bool) -> None:
+    """Switch every UFAT of `net` to the fused eta/beta pass (or back); weights and state_dict are unchanged."""
+    for module in net.modules():
+        if isinstance(module, UFAT):
+            module.fused_branches = on
 
 
 class UFATResBlock(nn.Module):

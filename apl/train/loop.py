@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import shutil
 import time
 import zlib
 from pathlib import Path
@@ -19,9 +20,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from apl.data.cache import load_cache
-from apl.models.deblurrer import clipped_share
+from apl.models.deblurrer import clipped_share, fuse_ufat_branches
 from apl.io import write_text
-from apl.models.factory import build, configure_torch
+from apl.models.factory import bf16_enabled, build, configure_torch
 from apl.train import checkpoint, schedule
 from apl.train.augment import augment
 
@@ -43,16 +44,22 @@ def stable_seed(*parts) -> int:
     return zlib.crc32("/".join(map(str, parts)).encode())
 
 
-def make_optimizer(params, settings: dict) -> torch.optim.Optimizer:
+def make_optimizer(params, settings: dict, fused: bool = False) -> torch.optim.Optimizer:
+    # fused: one kernel per step for all of a network's weights instead of several passes per tensor
     if settings["name"] == "adam":
-        return torch.optim.Adam(params, lr=settings["lr"], betas=(settings["momentum"], settings["beta2"]))
-    return torch.optim.SGD(params, lr=settings["lr"], momentum=settings["momentum"])
+        return torch.optim.Adam(params, lr=settings["lr"], betas=(settings["momentum"], settings["beta2"]),
+                                fused=fused or None)
+    return torch.optim.SGD(params, lr=settings["lr"], momentum=settings["momentum"], fused=fused or None)
 
 
 def adversarial(logits: torch.Tensor, real: bool) -> torch.Tensor:
     """BCE GAN loss (Eq. 6) on D's raw logits."""
     target = torch.ones_like(logits) if real else torch.zeros_like(logits)
     return F.binary_cross_entropy_with_logits(logits.float(), target)
+
+
+# What _step reports besides the losses (see diagnostics)
+DIAGNOSTIC_KEYS = ("d_acc_real", "d_acc_fake", "clipped", "map_mean", "map_std")
 
 
 @torch.no_grad()
@@ -88,14 +95,30 @@ class StageTrainer:
         self.nets = {name: build(name, config, self.variant) for name in self.stage.networks}
         if init is not None:
             self._load_init(Path(init))
-        memory = torch.channels_last if (self.cuda and self.train_cfg["channels_last"]) else torch.contiguous_format
+        self.bf16 = bf16_enabled(self.train_cfg["bf16"], self.device)
+        self.channels_last = self.train_cfg["channels_last"]
+        memory = torch.channels_last if self.channels_last else torch.contiguous_format
         for name, net in self.nets.items():
             net.to(self.device, memory_format=memory)
             trained = name in self.stage.trained
             net.train(trained)
             net.requires_grad_(trained)
-        self.optimizers = {name: make_optimizer(self.nets[name].parameters(), self._optimizer_settings(name))
+        self.optimizers = {name: make_optimizer(self.nets[name].parameters(), self._optimizer_settings(name),
+                                                self.train_cfg["fused_optimizer"])
                            for name in self.stage.trained}
+        if "gsr" in self.nets:
+            fuse_ufat_branches(self.nets["gsr"], self.train_cfg["fused_ufat"])
+        # G_sr phases: the frozen G_ws (eval mode) maps an image to the same map all phase long, so each map is
+        # computed once, at the image's first batch, and kept on the device
+        self.maps_once = self.stage.kind == "gsr" and self.train_cfg["frozen_maps_once"]
+        self._maps: torch.Tensor | None = None
+        self._mapped: torch.Tensor | None = None
+        if self.train_cfg["compile"]:
+            if self.device.type == "cpu" and not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
+                raise TrainingError("train.compile: true needs a C++ compiler (g++ or clang++) on the PATH to build "
+                                    "the CPU kernels; install one or set train.compile: false")
+            for net in self.nets.values():
+                net.compile()   # in place: state_dict keys stay those of the plain network
         self._load_data(Path(cache_dir))
         self.epochs = self.train_cfg["epochs"][self.stage.epochs_key]
         n = len(self.inputs)
@@ -141,11 +164,11 @@ class StageTrainer:
             self.fullclear = torch.from_numpy(load_cache(cache_dir / "fullclear.npz")["images"]).to(on)
 
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda and self.train_cfg["bf16"])
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def _prep(self, batch: torch.Tensor) -> torch.Tensor:
         x = to_float(batch)
-        if self.cuda and self.train_cfg["channels_last"]:
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
@@ -176,6 +199,8 @@ class StageTrainer:
             if "gws" in nets:
                 if kind == "gws":
                     focus = nets["gws"](image)
+                elif self.maps_once:
+                    focus = self._frozen_maps(image, index)
                 else:
                     with torch.no_grad():
                         focus = nets["gws"](image)
@@ -205,6 +230,21 @@ class StageTrainer:
         values = {k: v.item() for k, v in losses.items()}
         values.update(diagnostics(real_logits, fake_logits, result["unclamped"], focus))
         return values
+
+    @torch.no_grad()
+    def _frozen_maps(self, image: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """The frozen G_ws's maps of a batch, each computed at the image's first batch of the stage only."""
+        if self._mapped is None:
+            self._mapped = torch.zeros(len(self.inputs), dtype=torch.bool, device=self.device)
+        new = ~self._mapped[index]
+        if new.any():
+            fresh = self.nets["gws"](image[new])
+            if self._maps is None:
+                self._maps = torch.empty((len(self.inputs), *fresh.shape[1:]), dtype=fresh.dtype, device=self.device)
+            self._maps[index[new]] = fresh
+            self._mapped[index[new]] = True
+        maps = self._maps[index]
+        return maps.contiguous(memory_format=torch.channels_last) if self.channels_last else maps
 
     def _prior_loss(self, focus: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """||G_ws(I) - B(I)||_1 of Eq. 7: "sum" is the norm itself (summed over an image's pixels,
