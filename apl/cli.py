@@ -156,6 +156,12 @@ def cmd_models_summary(args):
     print(format_summary(summarize(networks, size=args.size)))
 
 
+def cmd_budget(args):
+    from apl.train import budget
+    config = _config(args)
+    print(budget.describe(config, budget.parse_seconds(config, args.seconds), args.device))
+
+
 def cmd_predict(args):
     from apl.predict import Model, collect_inputs, parse_resolution, predict_photos
     if args.threads:
@@ -301,6 +307,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p = add("models-summary", cmd_models_summary, "parameter counts and forward GFLOPs of every network")
     p.add_argument("--size", type=int, default=160)
+    p = add("budget", cmd_budget, "the profile's training iterations and projected wall time from measured "
+            "seconds per iteration (tests/bench_training.py --project measures them and prints this command)")
+    p.add_argument("--seconds", nargs="+", required=True, metavar="KIND=S",
+                   help="seconds per iteration by stage kind (pretrain, gws, gsr, single_gws, single_gsr), "
+                        "optionally per variant (ugan/gsr=0.4)")
+    p.add_argument("--device", default="the measured device", help="what the seconds were measured on, for the heading")
     p = add("predict", cmd_predict, "focus maps or deblurred images for your own photographs, at their full size")
     p.add_argument("--weights", type=Path, required=True,
                    help="a stage's weights.pt (gsr_O3 holds G_ws and G_sr); it records how to rebuild its networks")

@@ -255,6 +255,9 @@ def main() -> None:
                 if (variant, kind) not in seconds:
                     seconds[variant, kind] = time_fast(config, variant, KIND_STAGE[kind], tmp, args.rounds)
             print(budget.describe(config, seconds, args.device))
+            overlays = "".join(f" -c {f}" for f in ["config/config.yaml", *args.configfile])
+            print("to project again from these figures: apl budget" + overlays + " --device " + args.device + " --seconds "
+                  + " ".join(f"{variant}/{kind}={s:.4g}" for (variant, kind), s in seconds.items()))
 
 
 if __name__ == "__main__":

@@ -138,3 +138,18 @@ def test_budget_counts_the_profile_iterations():
     rows = budget.project(config, seconds)
     assert sum(row["hours"] for row in rows) == pytest.approx(2.0 * sum(row["iterations"] for row in rows) / 3600)
     assert "total" in budget.describe(config, seconds, "cpu")
+
+
+def test_apl_budget_projects_from_measured_seconds_and_names_what_is_missing(capsys):
+    from apl.cli import main
+    measured = ["pretrain=1", "gws=2", "gsr=2", "single_gws=1", "single_gsr=1", "ugan/gsr=0.5"]
+    assert main(["budget", "--seconds", *measured]) == 0   # the paper profile (the default config)
+    text = capsys.readouterr().out
+    config = config_module.load(None)
+    rows = budget.project(config, budget.parse_seconds(config, measured))
+    assert f"{sum(r['hours'] for r in rows):.1f} h" in text
+    assert {r["seconds_per_iteration"] for r in rows if r["run"] == "ugan" and r["kind"] == "gsr"} == {0.5}
+    assert {r["seconds_per_iteration"] for r in rows if r["run"] == "ufat" and r["kind"] == "gsr"} == {2.0}
+    assert main(["budget", "--seconds", "pretrain=1", "gws=2"]) == 1
+    error = capsys.readouterr().err
+    assert "gsr" in error and "single_gws" in error and "pretrain," not in error.split("kind(s)")[1].split(":")[0]

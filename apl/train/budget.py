@@ -44,6 +44,32 @@ def iterations(config: dict, stage: str) -> int:
     return train["epochs"][schedule.get(stage).epochs_key] * steps
 
 
+def parse_seconds(config: dict, items: list[str]) -> dict[tuple[str, str], float]:
+    """Measured seconds per iteration from `KIND=S` (every variant) and `VARIANT/KIND=S` (one variant, which
+    wins) items, e.g. `gws=2.46 gsr=2.1 ugan/gsr=0.4`; every (variant, stage kind) the profile runs must get one."""
+    given: dict[str, float] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            given[key.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--seconds {item!r}: expected KIND=SECONDS or VARIANT/KIND=SECONDS, "
+                             "e.g. gws=2.46") from None
+    seconds, missing = {}, []
+    for variant, stage in runs(config):
+        kind = schedule.get(stage).kind
+        value = given.get(f"{variant}/{kind}", given.get(kind))
+        if value is None:
+            missing.append(kind)
+        else:
+            seconds[variant, kind] = value
+    if missing:
+        raise ValueError(f"no seconds per iteration for stage kind(s) {', '.join(dict.fromkeys(missing))}: add "
+                         "KIND=SECONDS for each (pretrain, gws, gsr, single_gws, single_gsr), measured with "
+                         "`python tests/bench_training.py --project`")
+    return seconds
+
+
 def project(config: dict, seconds: dict[tuple[str, str], float]) -> list[dict]:
     """One row per training job: iterations and hours at `seconds[(G_sr variant, stage kind)]` per iteration."""
     rows = []
