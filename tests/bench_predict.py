@@ -66,7 +66,7 @@ def main() -> None:
             Image.open(PHOTO).convert("RGB").resize(size, Image.BICUBIC).save(folder / "photo.jpg", quality=92)
             photos[mp] = folder
         weights = {}
-        print(f"| profile | task | --resolution | photo | seconds | peak memory (MB) | of which baseline |")
+        print("| profile | task | --resolution | photo | seconds | peak memory (MB) | of which baseline |")
         print("|---|---|---|---|---|---|---|")
         for case in args.cases:
             profile, task, resolution, *mp = case.split(":")

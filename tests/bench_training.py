@@ -181,8 +181,9 @@ def bench_stage(stage: str, configs: dict[str, dict], tmp: Path, init: Path, rou
             print(f"  {name:<18} largest relative loss difference to the reference over {len(losses[name])} "
                   f"steps: {worst:.1e} ({where})")
     if device.type == "cuda":
+        # one job's utilisation is measured by time_fast, which main runs next on CUDA
         print(f"  peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB in the timed steps "
-              f"(every configuration's networks resident); nvidia-smi now: {gpu_utilisation()}")
+              "(every configuration's networks resident)")
     return medians
 
 
