@@ -127,7 +127,7 @@ def score_detection_method(method, datasets: Path, maps_dir: Path, mae_size: int
     return {"task": "detection", "datasets": results, **_timing(parts, device)}
 
 
-def clipped_share(folder: Path) -> float:
+def saturated_share(folder: Path) -> float:
     """Mean over a folder's 8-bit outputs of the share of channel values at 0 or 255 (saturated pixels)."""
     shares = [float(np.mean((image == 0) | (image == 255)))
               for image in (read_image(path) for path in list_images(folder).values())]
@@ -139,7 +139,7 @@ def score_deblurring_method(method, datasets: Path, maps_dir: Path, size: int, d
     for folder, name in _sets(datasets, "deblurring").items():
         parts[name] = _timed_maps(method, list_images(datasets / FOLDERS[folder]), maps_dir / folder)
         results[name] = score_deblur_dirs(maps_dir / folder, datasets / TARGET_FOLDERS[folder], size)
-        results[name]["clipped"] = clipped_share(maps_dir / folder)
+        results[name]["clipped"] = saturated_share(maps_dir / folder)
     return {"task": "deblurring", "datasets": results, **_timing(parts, device)}
 
 
