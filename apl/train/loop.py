@@ -129,7 +129,7 @@ class StageTrainer:
         """train.optimizer for every network, except G_sr against D when train.gsr_adversarial_optimizer is set:
         Adam's per-weight steps move every channel shift of a pretrained G_sr at the full rate, and D's gradient
         then turns it into a colour translation (DEVIATIONS.md)."""
-        special = self.train_cfg.get("gsr_adversarial_optimizer")
+        special = self.train_cfg["gsr_adversarial_optimizer"]
         if name == "gsr" and self.stage.kind in ("gsr", "single_gsr") and special:
             return special
         return self.train_cfg["optimizer"]
