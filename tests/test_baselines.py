@@ -153,7 +153,7 @@ def test_every_detector_finds_synthetic_defocus(name):
     preds, gts = [], []
     for _ in range(3):
         defocused, mask, _ = synthesize_pair(photo, rng, sigma_range=(3.0, 5.0), blurred_fraction_range=(0.4, 0.6))
-        focus = METHODS[name][1]({"prior": {"windows": [11, 15, 21], "threshold": 0.016, "refine": "none"}})(defocused)
+        focus = METHODS[name][1]({"prior": {"windows": [11, 15, 21], "threshold": 0.016, "refine": "none", "matting_size": None}})(defocused)
         assert focus.dtype == np.float32 and 0.0 <= focus.min() and focus.max() <= 1.0
         preds.append(focus)
         gts.append(mask)

@@ -35,6 +35,7 @@ from __future__ import annotations
 from typing import Iterable
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage, sparse
 from scipy.sparse import linalg as sparse_linalg
 
@@ -196,13 +197,19 @@ def refine_with_matting(image: np.ndarray, sharpness: np.ndarray, high: float = 
 
 
 def blur_prior(image: np.ndarray, windows: Iterable[int] = DEFAULT_WINDOWS,
-               threshold: float = DEFAULT_THRESHOLD, refine: str = "none") -> np.ndarray:
+               threshold: float = DEFAULT_THRESHOLD, refine: str = "none",
+               matting_size: int | None = None) -> np.ndarray:
     """B(I): float32 HxW in [0, 1], 1 = sharp / in focus.
 
     image: uint8 RGB HxWx3 or grey HxW on 0-255. The per-scale maps (windows s) are combined by
     their mean. refine="matting" replaces every per-scale map by its closed-form matting alpha
     (trimap: known sharp above 0.3, known blurred below 0.01, as in the author's pipeline)
     before the mean; the author's multi-scale MRF is not reproduced.
+
+    matting_size: with refine="matting", the per-scale maps (still measured on the photograph
+    itself) and the photograph are first resized to matting_size x matting_size, and the matting
+    runs there; the result has that size. The sparse solve grows faster than the pixel count: about
+    0.3 s at 96 px against about 90 s at 640 px on one core.
     """
     if refine not in REFINE_CHOICES:
         raise ValueError(f"unknown prior refinement {refine!r}; use one of {REFINE_CHOICES}")
@@ -213,7 +220,18 @@ def blur_prior(image: np.ndarray, windows: Iterable[int] = DEFAULT_WINDOWS,
     maps = multiscale_sharpness(gray, windows, threshold)
     if refine == "matting":
         image = np.asarray(image)
+        if matting_size is not None:
+            image, maps = _resized(image, maps, int(matting_size))
         laplacian = matting_laplacian(image.astype(np.float64) / 255.0)  # shared by the scales
         maps = [refine_with_matting(image, m, laplacian=laplacian) for m in maps]
     prior = np.mean(np.stack(maps), axis=0)
     return np.clip(prior, 0.0, 1.0).astype(np.float32)
+
+
+def _resized(image: np.ndarray, maps: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The photograph (bicubic, as the training images are resized) and its sharpness maps (bilinear) at
+    size x size."""
+    if size < 3:
+        raise ValueError(f"prior.matting_size must be at least 3 pixels, got {size}")
+    small = np.asarray(Image.fromarray(np.asarray(image, dtype=np.uint8)).resize((size, size), Image.BICUBIC))
+    return small, [np.asarray(Image.fromarray(m).resize((size, size), Image.BILINEAR)) for m in maps]
