@@ -1,9 +1,11 @@
 """Tests of the LBP blur prior B(I) (apl/priors/lbp.py)."""
 import numpy as np
 import pytest
+from PIL import Image
 from scipy import ndimage
 from skimage import data
 
+from apl.priors import prior_map
 from apl.priors.lbp import (blur_prior, lbp_codes, lbp_sharpness, matting_laplacian, multiscale_sharpness,
                             refine_with_matting, to_gray)
 
@@ -134,3 +136,27 @@ def test_blur_prior_with_matting():
     assert prior.dtype == np.float32 and prior.shape == image.shape
     assert 0.0 <= prior.min() and prior.max() <= 1.0
     assert prior[:, :28].mean() > prior[:, 52:].mean() + 0.3
+
+
+def test_matting_at_a_working_size_keeps_the_photographs_own_measurement():
+    """prior.matting_size: the LBP sharpness is still measured on the photograph, only the matting runs at
+    N x N; it fills the sharp half that the plain map marks only in part, and keeps the blurred half dark."""
+    image, _ = _half_blurred(2.0)
+    rgb = np.repeat(np.clip(image.round(), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    settings = {"windows": [11, 15, 21], "threshold": 0.016, "refine": "matting", "matting_size": 32}
+    matted = prior_map(rgb, settings)
+    assert matted.shape == (32, 32) and matted.dtype == np.float32
+    plain = prior_map(rgb, {**settings, "refine": "none"}, size=32)
+    sharp, blurred = slice(0, 13), slice(19, 32)   # columns away from the seam at 16
+    assert matted[:, sharp].mean() > 0.9 > plain[:, sharp].mean()
+    assert matted[:, blurred].mean() < 0.1
+    # the same prior measured on the 32-px image instead cannot tell the halves apart as well
+    small = np.asarray(Image.fromarray(rgb).resize((32, 32), Image.BICUBIC))
+    on_small = blur_prior(small)
+    assert on_small[:, sharp].mean() - on_small[:, blurred].mean() < matted[:, sharp].mean() - matted[:, blurred].mean() - 0.3
+
+
+def test_matting_size_is_checked():
+    image, _ = _half_blurred(2.0)
+    with pytest.raises(ValueError, match="matting_size"):
+        blur_prior(np.clip(image.round(), 0, 255).astype(np.uint8), refine="matting", matting_size=2)

@@ -22,7 +22,8 @@ MAX_SIDE = 320   # working resolution of the classic detectors: longer side at m
 
 
 def lbp(config: dict):
-    """Yi & Eramian's LBP sharpness (the blur prior B(I) itself) at the image's own resolution."""
+    """Yi & Eramian's LBP sharpness (the blur prior B(I) itself) at the image's own resolution (a matting
+    refinement at prior.matting_size when the config sets one, as for training)."""
     return lambda image: prior_map(image, config["prior"])
 
 
