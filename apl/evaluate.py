@@ -158,12 +158,12 @@ def evaluate_stage(config: dict, stage: str, variant: str, weights, datasets, ma
 
 def evaluate_baseline(config: dict, method: str, datasets, maps_dir) -> dict:
     """Methods the pipeline runs itself beside the model (apl.baselines), same test sets, same protocol."""
-    from apl.baselines import METHODS, WORKING_RESOLUTION, describe, settings
+    from apl.baselines import METHODS, describe, settings, working_resolution
     if method not in METHODS:
         raise ValueError(f"unknown baseline {method!r}; available: {', '.join(METHODS)}")
     task, factory = METHODS[method]
     score = score_detection_method if task == "detection" else score_deblurring_method
     result = score(factory(config), Path(datasets), Path(maps_dir), config["evaluation"]["size"])
     result.update({"stage": method, "variant": "baseline", "device": "cpu", "method": describe(method),
-                   "working_resolution": WORKING_RESOLUTION[method], "settings": settings(method, config)})
+                   "working_resolution": working_resolution(method, config), "settings": settings(method, config)})
     return result

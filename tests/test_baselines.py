@@ -7,7 +7,7 @@ import pytest
 from scipy import fft, ndimage, stats
 from skimage import data
 
-from apl.baselines import MAX_SIDE, METHODS, describe, settings
+from apl.baselines import MAX_SIDE, METHODS, describe, settings, working_resolution
 from apl.baselines.common import centred_windows, grid_to_image, limit_size, normalise
 from apl.baselines.hifst import (guided_filter, hifst_sharpness, high_frequency_mask, sorted_high_frequencies,
                                  usable_scales)
@@ -145,15 +145,19 @@ def test_hifst_scales_adapt_to_small_images():
 
 
 # ----------------------------------------------------------------------------------------------- registry
-@pytest.mark.parametrize("name", DETECTORS)
-def test_every_detector_finds_synthetic_defocus(name):
+PLAIN_PRIOR = {"windows": [11, 15, 21], "threshold": 0.016, "refine": "none", "matting_size": None}
+MATTED_PRIOR = {**PLAIN_PRIOR, "refine": "matting", "matting_size": 64}
+
+
+@pytest.mark.parametrize("name, prior", [(name, PLAIN_PRIOR) for name in DETECTORS] + [("lbp", MATTED_PRIOR)])
+def test_every_detector_finds_synthetic_defocus(name, prior):
     """Same synthesis as the demo's test sets, on a photograph the demo uses only for training."""
     rng = np.random.default_rng(4)
     photo = data.coffee()[::3, ::3]
     preds, gts = [], []
     for _ in range(3):
         defocused, mask, _ = synthesize_pair(photo, rng, sigma_range=(3.0, 5.0), blurred_fraction_range=(0.4, 0.6))
-        focus = METHODS[name][1]({"prior": {"windows": [11, 15, 21], "threshold": 0.016, "refine": "none", "matting_size": None}})(defocused)
+        focus = METHODS[name][1]({"prior": prior})(defocused)
         assert focus.dtype == np.float32 and 0.0 <= focus.min() and focus.max() <= 1.0
         preds.append(focus)
         gts.append(mask)
@@ -208,3 +212,9 @@ def test_evaluate_baseline_scores_and_times_every_test_image(name, demo_datasets
     assert result["settings"] == settings(name, test_config)
     assert "320" in result["working_resolution"]
     assert json.loads((tmp_path / "result.json").read_text())["stage"] == name
+
+
+def test_working_resolution_names_where_the_lbp_prior_is_matted():
+    assert working_resolution("lbp", {"prior": PLAIN_PRIOR}) == "stored size"
+    assert working_resolution("lbp", {"prior": MATTED_PRIOR}) == "stored size, matting at 64x64 px"
+    assert "320" in working_resolution("svd", {"prior": MATTED_PRIOR})

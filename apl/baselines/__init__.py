@@ -67,5 +67,13 @@ def settings(name: str, config: dict) -> dict:
             "input": {}}[name]
 
 
+def working_resolution(name: str, config: dict) -> str:
+    """Where the method looks at the image; the LBP prior's matting may run at its own size (prior.matting_size)."""
+    prior = config["prior"]
+    if name == "lbp" and prior["refine"] == "matting" and prior["matting_size"]:
+        return f"stored size, matting at {prior['matting_size']}x{prior['matting_size']} px"
+    return WORKING_RESOLUTION[name]
+
+
 def describe(name: str) -> str:
     return DESCRIPTIONS.get(name, name)
