@@ -216,7 +216,7 @@ def time_fast(config: dict, variant: str, stage: str, tmp: Path, rounds: int) ->
         line += (f", peak GPU memory {torch.cuda.max_memory_allocated(trainer.device) / 2**30:.2f} GiB, "
                  f"GPU utilisation {busy}")
     print(line, flush=True)
-    del trainer
+    trainer = None   # frees its tensors before empty_cache (the lambda above is done with it)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return seconds
