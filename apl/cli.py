@@ -23,7 +23,7 @@ def _gpu_job_config(args) -> dict:
     """The config of a job that runs on the GPU: `device: auto` becomes a CUDA device no other job holds."""
     from apl.devices import for_job
     config = _config(args)
-    config["device"] = for_job(config["device"])
+    config["device"] = for_job(config["device"], config["jobs_per_gpu"])
     return config
 
 

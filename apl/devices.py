@@ -8,6 +8,8 @@ Devices are told apart by UUID, not by index: under CUDA_VISIBLE_DEVICES (as SLU
 a node may see its own GPU as cuda:0, and those must not wait for each other.
 
 When every visible GPU is held, the job waits for one (saying so in its log) rather than share a GPU.
+`jobs_per_gpu: K` (config) gives every GPU K lock files ("slots") instead of one, so K jobs share it: the
+first job on each GPU comes before the second job on any.
 """
 from __future__ import annotations
 
@@ -55,9 +57,9 @@ def lock_dir() -> Path:
     return folder
 
 
-def _lock_file(folder: Path, device: Device) -> Path:
+def _lock_file(folder: Path, device: Device, slot: int = 0) -> Path:
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in device.uuid)
-    return folder / f"gpu-{safe}.lock"
+    return folder / (f"gpu-{safe}.lock" if slot == 0 else f"gpu-{safe}.slot{slot}.lock")
 
 
 def _try_lock(path: Path) -> int | None:
@@ -88,30 +90,36 @@ def _holder(path: Path) -> str:
 
 
 def claim(devices: list[Device], folder: Path | None = None, poll: float = POLL_SECONDS,
-          timeout: float | None = None) -> Claim:
-    """Lock the first free device of `devices` (in order), waiting while all are held.
+          timeout: float | None = None, slots: int = 1) -> Claim:
+    """Lock the first free device of `devices` (in order), waiting while all are held; with `slots` K, a
+    device is held only once K jobs hold it, and jobs spread over the devices before they double up.
 
     The lock lasts as long as this process (or until release()). Raises TimeoutError after `timeout`
     seconds (None: wait as long as it takes).
     """
     if not devices:
         raise ValueError("no devices to choose from")
+    if slots < 1:
+        raise ValueError(f"jobs_per_gpu must be at least 1, got {slots}")
     folder = Path(folder) if folder else lock_dir()
     folder.mkdir(parents=True, exist_ok=True)
     started, waiting_logged = time.monotonic(), False
     while True:
-        for device in devices:
-            path = _lock_file(folder, device)
-            fd = _try_lock(path)
-            if fd is not None:
-                _held.append(fd)
-                return Claim(device, path)
+        for slot in range(slots):
+            for device in devices:
+                path = _lock_file(folder, device, slot)
+                fd = _try_lock(path)
+                if fd is not None:
+                    _held.append(fd)
+                    return Claim(device, path)
         if timeout is not None and time.monotonic() - started >= timeout:
             raise TimeoutError(f"every GPU stayed held by other jobs for {timeout:.0f} s (locks in {folder})")
         if not waiting_logged:
-            holders = "; ".join(f"cuda:{d.index} by {_holder(_lock_file(folder, d))}" for d in devices)
+            holders = "; ".join(f"cuda:{d.index} by {_holder(_lock_file(folder, d, s))}"
+                                for s in range(slots) for d in devices)
             log.warning("all %d visible GPUs are held by other jobs (%s); waiting for one to be free. Give Snakemake "
-                        "no more GPU jobs than GPUs: --resources gpu=N", len(devices), holders)
+                        "no more GPU jobs than GPUs times jobs_per_gpu (%d): --resources gpu=N", len(devices),
+                        holders, slots)
             waiting_logged = True
         time.sleep(poll)
 
@@ -134,15 +142,16 @@ def visible_cuda_devices() -> list[Device]:
     return devices
 
 
-def for_job(setting: str) -> str:
+def for_job(setting: str, jobs_per_gpu: int = 1) -> str:
     """The device setting a GPU job runs with: `auto` becomes the CUDA device this process has claimed
-    (or `cpu` without CUDA); explicit settings (cpu, cuda, cuda:N) are the user's choice and kept."""
+    (or `cpu` without CUDA), shared with at most jobs_per_gpu - 1 other jobs; explicit settings (cpu, cuda,
+    cuda:N) are the user's choice and kept."""
     if setting != "auto":
         return setting
     import torch
     if not torch.cuda.is_available():
         return "cpu"
-    taken = claim(visible_cuda_devices())
+    taken = claim(visible_cuda_devices(), slots=jobs_per_gpu)
     torch.cuda.set_device(taken.device.index)   # anything that uses "the current device" uses this one too
     name = f"cuda:{taken.device.index}"
     log.info("device %s (%s, %s), held through %s", name, taken.device.name, taken.device.uuid, taken.lock)

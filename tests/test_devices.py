@@ -111,3 +111,17 @@ def test_explicit_settings_and_machines_without_cuda_take_no_lock(fake_cuda, loc
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert devices.for_job("auto") == "cpu"
     assert fake_cuda == [] and not locks.exists()
+
+
+def test_jobs_per_gpu_shares_each_gpu_after_spreading_over_all(locks):
+    taken = [claim(GPUS, folder=locks, slots=2).device.index for _ in range(4)]
+    assert taken == [0, 1, 0, 1]   # the first job on every GPU before a second on any
+    with pytest.raises(TimeoutError):
+        claim(GPUS, folder=locks, slots=2, poll=0.01, timeout=0.05)   # a fifth job waits
+    with pytest.raises(ValueError, match="jobs_per_gpu"):
+        claim(GPUS, folder=locks, slots=0)
+
+
+def test_auto_with_jobs_per_gpu_puts_two_jobs_on_one_gpu(fake_cuda, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert [devices.for_job("auto", jobs_per_gpu=2) for _ in range(2)] == ["cuda:0", "cuda:0"]
