@@ -170,7 +170,11 @@ def test_large_images_are_shrunk_for_svd_and_hifst_only(test_config):
     image = np.random.default_rng(5).integers(0, 255, (400, 700, 3), dtype=np.uint8)
     assert METHODS["svd"][1](test_config)(image).shape == (183, MAX_SIDE)
     assert METHODS["hifst"][1](test_config)(image).shape == (183, MAX_SIDE)
-    assert METHODS["lbp"][1](test_config)(image[:100, :150]).shape == (100, 150)
+    plain = {**test_config, "prior": {**test_config["prior"], "refine": "none"}}
+    assert METHODS["lbp"][1](plain)(image[:100, :150]).shape == (100, 150)
+    # with matting at the working size, the LBP map is measured at the stored size and matted at that size
+    size = test_config["prior"]["matting_size"]
+    assert METHODS["lbp"][1](test_config)(image[:100, :150]).shape == (size, size)
 
 
 def test_settings_and_descriptions_cover_every_method(test_config):
