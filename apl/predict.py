@@ -264,7 +264,7 @@ class Model:
         from apl.priors import prior_map
         # The LBP prior's windows are defined at photo sizes like the training sets' (about 640 px).
         shape = working_shape(*small.shape[:2], 640, 0) if max(small.shape[:2]) > 640 else small.shape[:2]
-        prior = prior_map(resize_image(small, shape), self.config["prior"])
+        prior = prior_map(resize_image(small, shape), self.config["prior"], working_size=self.train_size)
         return np.asarray(Image.fromarray(prior, mode="F").resize((small.shape[1], small.shape[0]), Image.BILINEAR))
 
     @torch.no_grad()

@@ -145,8 +145,8 @@ def test_hifst_scales_adapt_to_small_images():
 
 
 # ----------------------------------------------------------------------------------------------- registry
-PLAIN_PRIOR = {"windows": [11, 15, 21], "threshold": 0.016, "refine": "none", "matting_size": None}
-MATTED_PRIOR = {**PLAIN_PRIOR, "refine": "matting", "matting_size": 64}
+PLAIN_PRIOR = {"windows": [11, 15, 21], "threshold": 0.016, "refine": "none", "matting_at": "working"}
+MATTED_PRIOR = {**PLAIN_PRIOR, "refine": "matting"}
 
 
 @pytest.mark.parametrize("name, prior", [(name, PLAIN_PRIOR) for name in DETECTORS] + [("lbp", MATTED_PRIOR)])
@@ -157,7 +157,7 @@ def test_every_detector_finds_synthetic_defocus(name, prior):
     preds, gts = [], []
     for _ in range(3):
         defocused, mask, _ = synthesize_pair(photo, rng, sigma_range=(3.0, 5.0), blurred_fraction_range=(0.4, 0.6))
-        focus = METHODS[name][1]({"prior": prior})(defocused)
+        focus = METHODS[name][1]({"prior": prior, "image_size": 64})(defocused)
         assert focus.dtype == np.float32 and 0.0 <= focus.min() and focus.max() <= 1.0
         preds.append(focus)
         gts.append(mask)
@@ -173,7 +173,7 @@ def test_large_images_are_shrunk_for_svd_and_hifst_only(test_config):
     plain = {**test_config, "prior": {**test_config["prior"], "refine": "none"}}
     assert METHODS["lbp"][1](plain)(image[:100, :150]).shape == (100, 150)
     # with matting at the working size, the LBP map is measured at the stored size and matted at that size
-    size = test_config["prior"]["matting_size"]
+    size = test_config["image_size"]
     assert METHODS["lbp"][1](test_config)(image[:100, :150]).shape == (size, size)
 
 
@@ -182,7 +182,7 @@ def test_settings_and_descriptions_cover_every_method(test_config):
         assert isinstance(settings(name, test_config), dict)
         assert describe(name) != name
     assert settings("svd", test_config)["max_side"] == MAX_SIDE
-    assert settings("lbp", test_config) == {"prior": test_config["prior"]}
+    assert settings("lbp", test_config) == {"prior": test_config["prior"], "image_size": test_config["image_size"]}
     with pytest.raises(ValueError, match="unknown baseline"):
         settings("nope", test_config)
 
@@ -219,6 +219,7 @@ def test_evaluate_baseline_scores_and_times_every_test_image(name, demo_datasets
 
 
 def test_working_resolution_names_where_the_lbp_prior_is_matted():
-    assert working_resolution("lbp", {"prior": PLAIN_PRIOR}) == "stored size"
-    assert working_resolution("lbp", {"prior": MATTED_PRIOR}) == "stored size, matting at 64x64 px"
-    assert "320" in working_resolution("svd", {"prior": MATTED_PRIOR})
+    assert working_resolution("lbp", {"prior": PLAIN_PRIOR, "image_size": 64}) == "stored size"
+    assert working_resolution("lbp", {"prior": MATTED_PRIOR, "image_size": 64}) == "stored size, matting at 64x64 px"
+    assert working_resolution("lbp", {"prior": {**MATTED_PRIOR, "matting_at": "photo"}, "image_size": 64}) == "stored size"
+    assert "320" in working_resolution("svd", {"prior": MATTED_PRIOR, "image_size": 64})

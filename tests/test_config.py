@@ -15,21 +15,19 @@ def test_profiles_are_valid_and_only_override():
     assert paper["profile"] == "paper" and demo["profile"] == "demo"
     assert paper["train"]["optimizer"] == {"name": "adam", "lr": 2.0e-4, "momentum": 0.9, "beta2": 0.999}
     assert paper["train"]["epochs"] == {"pretrain": 100, "phase": 100, "single": 100}
-    # The demo keeps every key it does not override: same optimiser family, same prior (its matting at the
-    # demo's own working size), same synthesis sigma.
+    # The demo keeps every key it does not override: same optimiser family, same prior, same synthesis sigma.
     assert {k: v for k, v in demo["train"]["optimizer"].items() if k != "lr"} == \
         {k: v for k, v in paper["train"]["optimizer"].items() if k != "lr"}
-    assert {**demo["prior"], "matting_size": None} == {**paper["prior"], "matting_size": None}
-    assert demo["synthesis"]["sigma"] == paper["synthesis"]["sigma"]
+    assert demo["prior"] == paper["prior"] and demo["synthesis"]["sigma"] == paper["synthesis"]["sigma"]
     assert demo["models"]["gws"]["width"] < paper["models"]["gws"]["width"]
 
 
 @pytest.mark.parametrize("profile", ["config.yaml", "demo.yaml", "test.yaml", "cuhk.yaml"])
 def test_every_profile_mattes_its_prior_at_its_working_size(profile):
-    """B(I)'s matting runs at the size the networks see; a profile that changes image_size changes both."""
+    """B(I)'s matting runs at the size the networks see (image_size), in every profile."""
     files = [ROOT / "config" / "config.yaml"] + ([ROOT / "config" / profile] if profile != "config.yaml" else [])
     config = load(files)
-    assert config["prior"]["refine"] == "matting" and config["prior"]["matting_size"] == config["image_size"]
+    assert config["prior"]["refine"] == "matting" and config["prior"]["matting_at"] == "working"
 
 
 def test_unknown_and_wrong_keys_are_named(tmp_path):

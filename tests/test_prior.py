@@ -139,12 +139,13 @@ def test_blur_prior_with_matting():
 
 
 def test_matting_at_a_working_size_keeps_the_photographs_own_measurement():
-    """prior.matting_size: the LBP sharpness is still measured on the photograph, only the matting runs at
-    N x N; it fills the sharp half that the plain map marks only in part, and keeps the blurred half dark."""
+    """prior.matting_at: working: the LBP sharpness is still measured on the photograph, only the matting runs
+    at the working size; it fills the sharp half that the plain map marks only in part, and keeps the blurred
+    half dark."""
     image, _ = _half_blurred(2.0)
     rgb = np.repeat(np.clip(image.round(), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-    settings = {"windows": [11, 15, 21], "threshold": 0.016, "refine": "matting", "matting_size": 32}
-    matted = prior_map(rgb, settings)
+    settings = {"windows": [11, 15, 21], "threshold": 0.016, "refine": "matting", "matting_at": "working"}
+    matted = prior_map(rgb, settings, working_size=32)
     assert matted.shape == (32, 32) and matted.dtype == np.float32
     plain = prior_map(rgb, {**settings, "refine": "none"}, size=32)
     sharp, blurred = slice(0, 13), slice(19, 32)   # columns away from the seam at 16
@@ -160,3 +161,12 @@ def test_matting_size_is_checked():
     image, _ = _half_blurred(2.0)
     with pytest.raises(ValueError, match="matting_size"):
         blur_prior(np.clip(image.round(), 0, 255).astype(np.uint8), refine="matting", matting_size=2)
+
+
+def test_working_matting_follows_the_size_it_is_given_and_photo_keeps_the_image_size():
+    image, _ = _half_blurred(2.0)
+    rgb = np.repeat(np.clip(image.round(), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    settings = {"windows": [11, 15, 21], "threshold": 0.016, "refine": "matting", "matting_at": "working"}
+    assert prior_map(rgb, settings, size=24).shape == (24, 24)   # the working size defaults to `size`
+    assert prior_map(rgb, settings, working_size=20).shape == (20, 20)
+    assert prior_map(rgb, {**settings, "matting_at": "photo"}).shape == rgb.shape[:2]

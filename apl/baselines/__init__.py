@@ -22,9 +22,9 @@ MAX_SIDE = 320   # working resolution of the classic detectors: longer side at m
 
 
 def lbp(config: dict):
-    """Yi & Eramian's LBP sharpness (the blur prior B(I) itself) at the image's own resolution (a matting
-    refinement at prior.matting_size when the config sets one, as for training)."""
-    return lambda image: prior_map(image, config["prior"])
+    """Yi & Eramian's LBP sharpness (the blur prior B(I) itself) at the image's own resolution (its matting
+    refinement where prior.matting_at puts it, as for training)."""
+    return lambda image: prior_map(image, config["prior"], working_size=config["image_size"])
 
 
 def svd(config: dict):
@@ -61,17 +61,17 @@ def settings(name: str, config: dict) -> dict:
     """Every value a method's output depends on (Snakemake's params, so a change reruns it)."""
     if name not in METHODS:
         raise ValueError(f"unknown baseline {name!r}; available: {', '.join(METHODS)}")
-    return {"lbp": {"prior": config["prior"]},
+    return {"lbp": {"prior": config["prior"], "image_size": config["image_size"]},   # the matting's working size
             "svd": {"max_side": MAX_SIDE, **SVD_DEFAULTS},
             "hifst": {"max_side": MAX_SIDE, **HIFST_DEFAULTS},
             "input": {}}[name]
 
 
 def working_resolution(name: str, config: dict) -> str:
-    """Where the method looks at the image; the LBP prior's matting may run at its own size (prior.matting_size)."""
-    prior = config["prior"]
-    if name == "lbp" and prior["refine"] == "matting" and prior["matting_size"]:
-        return f"stored size, matting at {prior['matting_size']}x{prior['matting_size']} px"
+    """Where the method looks at the image; the LBP prior's matting may run at the working size (prior.matting_at)."""
+    prior, size = config["prior"], config["image_size"]
+    if name == "lbp" and prior["refine"] == "matting" and prior["matting_at"] == "working":
+        return f"stored size, matting at {size}x{size} px"
     return WORKING_RESOLUTION[name]
 
 

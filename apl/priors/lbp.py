@@ -232,6 +232,6 @@ def _resized(image: np.ndarray, maps: list[np.ndarray], size: int) -> tuple[np.n
     """The photograph (bicubic, as the training images are resized) and its sharpness maps (bilinear) at
     size x size."""
     if size < 3:
-        raise ValueError(f"prior.matting_size must be at least 3 pixels, got {size}")
+        raise ValueError(f"matting_size must be at least 3 pixels, got {size}")
     small = np.asarray(Image.fromarray(np.asarray(image, dtype=np.uint8)).resize((size, size), Image.BICUBIC))
     return small, [np.asarray(Image.fromarray(m).resize((size, size), Image.BILINEAR)) for m in maps]
