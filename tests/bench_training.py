@@ -36,14 +36,16 @@ from apl.train.loop import DIAGNOSTIC_KEYS, StageTrainer
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_THREADS = torch.get_num_threads()
 STAGES = ("gws_O1", "gsr_O1")
-# The speed levers, each a boolean config key; all off is the training loop as it was before issue 14.
+# The speed levers: {name: (config key, value that switches it on)}; every key false is the training loop as it
+# was before issue 14. The two compile levers share a key, so the reference turns both off.
 LEVERS = {
-    "bf16": ("train", "bf16"),
-    "channels_last": ("train", "channels_last"),
-    "fused_ufat": ("train", "fused_ufat"),
-    "frozen_maps_once": ("train", "frozen_maps_once"),
-    "fused_optimizer": ("train", "fused_optimizer"),
-    "compile": ("train", "compile"),
+    "bf16": (("train", "bf16"), True),
+    "channels_last": (("train", "channels_last"), True),
+    "fused_ufat": (("train", "fused_ufat"), True),
+    "frozen_maps_once": (("train", "frozen_maps_once"), True),
+    "fused_optimizer": (("train", "fused_optimizer"), True),
+    "compile": (("train", "compile"), True),
+    "compile_reduce_overhead": (("train", "compile"), "reduce-overhead"),   # CUDA graphs on CUDA
 }
 # CUDA always had bf16 autocast and channels_last: the reference there keeps them on.
 CUDA_BEFORE = ("bf16", "channels_last")
@@ -77,14 +79,15 @@ def configurations(config: dict, device: str, levers: list[str] | None) -> dict[
     lever switched on (forced on, whatever the profile says: bf16 where the CPU only emulates it, compile), and
     the reference on one thread."""
     reference = copy.deepcopy(config)
-    for name, path in LEVERS.items():
+    for name, (path, _) in LEVERS.items():
         _set(reference, path, device.startswith("cuda") and name in CUDA_BEFORE)
     configs = {"reference": reference, "fast": config}
     if levers is not None:
-        for name, path in LEVERS.items():
-            if (name in levers or not levers) and not _get(reference, path):
+        for name, (path, on) in LEVERS.items():
+            wanted = name in levers or (not levers and not (name == "compile_reduce_overhead" and device == "cpu"))
+            if wanted and _get(reference, path) != on:
                 configs[f"+{name}"] = copy.deepcopy(reference)
-                _set(configs[f"+{name}"], path, True)
+                _set(configs[f"+{name}"], path, on)
         if not levers and device == "cpu" and (reference["train"]["num_threads"] or DEFAULT_THREADS) > 1:
             configs["+1 thread"] = copy.deepcopy(reference)
             configs["+1 thread"]["train"]["num_threads"] = 1

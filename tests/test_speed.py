@@ -101,12 +101,13 @@ def test_bf16_autocast_on_cpu_stays_near_fp32(tiny_data, tmp_path, test_config):
     assert_close_losses(ref_losses, bf16_losses, BF16_RTOL)
 
 
-@pytest.mark.parametrize("flags, native", [("fpu sse2 avx512f avx512_vnni", False), ("fpu avx512f avx512_bf16", True),
-                                           ("fpu amx_bf16 amx_tile", True)])
+# AVX512-BF16 without AMX is slower than fp32 (README, speed switches): auto leaves it off
+@pytest.mark.parametrize("flags, native", [("fpu sse2 avx512f avx512_vnni", False), ("fpu avx512f avx512_bf16", False),
+                                           ("fpu avx512_bf16 amx_bf16 amx_tile", True), ("fp asimd bf16 i8mm", False)])
 def test_bf16_auto_follows_the_cpu(tmp_path, flags, native):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-    assert factory.cpu_has_native_bf16(cpuinfo) is native
+    assert factory.cpu_has_bf16_matrix_units(cpuinfo) is native
     assert factory.bf16_enabled("auto", torch.device("cuda")) is True
     assert factory.bf16_enabled(True, torch.device("cpu")) is True
     assert factory.bf16_enabled(False, torch.device("cuda")) is False
@@ -117,6 +118,22 @@ def test_bf16_setting_is_validated(test_config):
         config_module.validate({**test_config, "train": {**test_config["train"], "bf16": good}})
     with pytest.raises(config_module.ConfigError, match="train.bf16"):
         config_module.validate({**test_config, "train": {**test_config["train"], "bf16": "yes"}})
+
+
+def test_compile_setting_takes_a_torch_compile_mode(tiny_data, tmp_path, test_config, monkeypatch):
+    for good in (True, False, "reduce-overhead", "max-autotune"):
+        config_module.validate({**test_config, "train": {**test_config["train"], "compile": good}})
+    with pytest.raises(config_module.ConfigError, match="train.compile"):
+        config_module.validate({**test_config, "train": {**test_config["train"], "compile": "fast"}})
+    modes = []   # what each network was compiled with (recorded, not compiled: that is the benchmark's job)
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda net, **kwargs: modes.append(kwargs.get("mode")))
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/" + name)
+    for setting, mode in ((True, None), ("reduce-overhead", "reduce-overhead")):
+        config = reference(test_config)
+        config["train"]["compile"] = setting
+        modes.clear()
+        t = StageTrainer(config, "gws_O1", "ufat", tiny_data / "cache", None, tmp_path / str(setting))
+        assert modes == [mode] * len(t.nets)
 
 
 def test_budget_counts_the_demo_data_of_a_demo_profile(test_config):

@@ -113,12 +113,14 @@ class StageTrainer:
         self.maps_once = self.stage.kind == "gsr" and self.train_cfg["frozen_maps_once"]
         self._maps: torch.Tensor | None = None
         self._mapped: torch.Tensor | None = None
-        if self.train_cfg["compile"]:
+        compile_mode = self.train_cfg["compile"]
+        if compile_mode:
             if self.device.type == "cpu" and not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
-                raise TrainingError("train.compile: true needs a C++ compiler (g++ or clang++) on the PATH to build "
-                                    "the CPU kernels; install one or set train.compile: false")
+                raise TrainingError(f"train.compile: {compile_mode} needs a C++ compiler (g++ or clang++) on the PATH "
+                                    "to build the CPU kernels; install one or set train.compile: false")
             for net in self.nets.values():
-                net.compile()   # in place: state_dict keys stay those of the plain network
+                # in place: state_dict keys stay those of the plain network; "reduce-overhead" replays CUDA graphs
+                net.compile(mode=None if compile_mode is True else compile_mode)
         self._load_data(Path(cache_dir))
         self.epochs = self.train_cfg["epochs"][self.stage.epochs_key]
         n = len(self.inputs)
