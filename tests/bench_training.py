@@ -176,12 +176,12 @@ def bench_stage(stage: str, configs: dict[str, dict], tmp: Path, init: Path, rou
           f"{100 * fetch / ref:.4f}% of the step")
     for name, seconds in medians.items():
         spread = f"{min(times[name]):.3f}-{max(times[name]):.3f}"
-        print(f"  {name:<18} {seconds:7.3f} s per iteration (range {spread}, first step {first[name]:6.1f} s)  "
+        print(f"  {name:<25} {seconds:7.3f} s per iteration (range {spread}, first step {first[name]:6.1f} s)  "
               f"{ref / seconds:5.2f}x")
     for name in trainers:
         if name != "reference":
             worst, where = loss_difference(losses["reference"], losses[name])
-            print(f"  {name:<18} largest relative loss difference to the reference over {len(losses[name])} "
+            print(f"  {name:<25} largest relative loss difference to the reference over {len(losses[name])} "
                   f"steps: {worst:.1e} ({where})")
     if device.type == "cuda":
         # one job's utilisation is measured by time_fast, which main runs next on CUDA

@@ -177,6 +177,10 @@ class StageTrainer:
     # -- one step ----------------------------------------------------------------------------
     def _step(self, index: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
         nets, kind = self.nets, self.stage.kind
+        if self.train_cfg["compile"] == "reduce-overhead":
+            # CUDA graphs reuse their output buffers from one iteration to the next: say where one begins
+            # (torch's guess fails when a step calls the same network several times, as D is here)
+            torch.compiler.cudagraph_mark_step_begin()
         image = self._prep(self.inputs[index])
         losses: dict[str, torch.Tensor] = {}
         with self._autocast():
