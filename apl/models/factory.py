@@ -44,15 +44,14 @@ def pick_device(setting: str) -> torch.device:
 
 def cpu_has_bf16_matrix_units(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     """Whether this CPU has bf16 matrix units (x86 AMX-BF16), the only CPU bf16 that `bf16: auto` takes. Measured
-    on a 2-core Xeon (README, speed switches): without AVX512-BF16 oneDNN emulates bf16 and a paper-scale step
-    is 3.3x slower than fp32; with AVX512-BF16 but no AMX its bf16 convolutions run at 150 GFLOP/s against
-    fp32's 250 and a step is still 1.4x slower. Arm BF16 is not measured, so auto leaves it off too."""
+    on 2-core Xeons (README, speed switches): without AVX512-BF16 oneDNN emulates bf16 and a paper-scale step
+    runs at 0.30x the speed of fp32; with AVX512-BF16 but no AMX its bf16 convolutions run at 150 GFLOP/s
+    against fp32's 250 and a step still runs at 0.65x. Arm BF16 is not measured, so auto leaves it off too."""
     try:
         text = Path(cpuinfo).read_text()
     except OSError:   # not Linux: no way to tell, so no
         return False
-    flags = {word for line in text.splitlines() if line.startswith(("flags", "Features")) for word in line.split()}
-    return "amx_bf16" in flags
+    return any("amx_bf16" in line.split() for line in text.splitlines() if line.startswith("flags"))
 
 
 def bf16_enabled(setting, device: torch.device) -> bool:

@@ -114,6 +114,7 @@ class StageTrainer:
         self._maps: torch.Tensor | None = None
         self._mapped: torch.Tensor | None = None
         compile_mode = self.train_cfg["compile"]
+        self.cuda_graphs = compile_mode == "reduce-overhead"
         if compile_mode:
             if self.device.type == "cpu" and not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
                 raise TrainingError(f"train.compile: {compile_mode} needs a C++ compiler (g++ or clang++) on the PATH "
@@ -177,7 +178,7 @@ class StageTrainer:
     # -- one step ----------------------------------------------------------------------------
     def _step(self, index: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
         nets, kind = self.nets, self.stage.kind
-        if self.train_cfg["compile"] == "reduce-overhead":
+        if self.cuda_graphs:
             # CUDA graphs reuse their output buffers from one iteration to the next: say where one begins
             # (torch's guess fails when a step calls the same network several times, as D is here)
             torch.compiler.cudagraph_mark_step_begin()
