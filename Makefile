@@ -64,6 +64,6 @@ dvc-test: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/test/dvc.yaml
 	@status="$$($(BIN)/dvc status --json pipelines/test/dvc.yaml)"; \
 	if [ "$$status" != "{}" ]; then echo "dvc status is not clean after dvc repro: $$status"; exit 1; fi
-	$(BIN)/dvc metrics show results/test/metrics/ufat/gws_O3.json results/test/metrics/ufat/gsr_O3.json
+	$(BIN)/dvc metrics show results/test/metrics/seed0/ufat/gws_O3.json results/test/metrics/seed0/ufat/gsr_O3.json
 	$(BIN)/dvc plots show "pipelines/test/dvc.yaml::" -o results/test/dvc_plots
 	@echo "dvc status clean after dvc repro pipelines/test/dvc.yaml"

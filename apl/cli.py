@@ -54,7 +54,8 @@ def cmd_synthesize(args):
     synthesis = config["synthesis"]
     result = synthesize_dataset(Path(args.datasets) / FOLDERS["fullclear"], args.out, per_image=synthesis["per_image"],
                                 size=config["image_size"], seed=config["seed"], sigma_range=tuple(synthesis["sigma"]),
-                                window=synthesis["window"], blurred_fraction_range=tuple(synthesis["blurred_fraction"]))
+                                window=synthesis["window"], blurred_fraction_range=tuple(synthesis["blurred_fraction"]),
+                                scale=config["scale"])
     print(f"synthesized {result['pairs']} defocus pairs from {result['sources']} full-clear images in {args.out}")
 
 
@@ -66,7 +67,8 @@ def cmd_cache(args):
 
 def cmd_train(args):
     from apl.train.loop import train_stage
-    meta = train_stage(_gpu_job_config(args), args.stage, args.variant, args.cache_dir, args.init, args.out_dir)
+    meta = train_stage(_gpu_job_config(args), args.stage, args.variant, args.cache_dir, args.init, args.out_dir,
+                       seed=args.seed, init_gws=args.init_gws)
     print(f"trained {meta['run']}: {meta['epochs']} epochs x {meta['steps_per_epoch']} steps "
           f"on {meta['device']} in {meta['seconds_this_run']} s")
 
@@ -181,6 +183,18 @@ def cmd_predict(args):
     print(f"{result['written']} photo(s) -> {args.out}" + (f" (overlays in {args.overlay})" if args.overlay else ""))
 
 
+def cmd_import_release(args):
+    from apl.models.release import import_release
+    meta = import_release(args.dbd, args.deblur, args.out)
+    for which, name in (("dbd", "G_ws"), ("deblur", "G_sr")):
+        if which in meta["release"]:
+            source = meta["release"][which]
+            print(f"{name} <- {source['file']} ({source['class']}): {source['used']} of {source['keys']} keys used, "
+                  f"{source['unused']} stored but unused by the release's forward")
+    print(f"{args.out}: the release's networks at {meta['resolution']} resolution (160x160); run "
+          f"apl predict --weights {args.out} --input PHOTOS --out DIR [--task deblur]")
+
+
 def cmd_plots_data(args):
     from apl.dvcpipeline.plotdata import export
     written = export(args.out, [str(p) for p in args.losses], [str(p) for p in args.metrics])
@@ -246,6 +260,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, required=True)
     p.add_argument("--init", type=Path, default=None, help="weights of the previous stage")
     p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--init-gws", type=Path, default=None,
+                   help="weights whose G_ws this stage's G_ws starts from (train.gws_start: single_gws)")
+    p.add_argument("--seed", type=int, default=None, help="training seed (default: the first of the config's seeds)")
     for name, func, text in (("evaluate", cmd_evaluate, "run a trained stage on the test sets and score it"),):
         p = add(name, func, text)
         p.add_argument("--stage", required=True)
@@ -322,8 +339,9 @@ def parser() -> argparse.ArgumentParser:
                    help="detect: focus map, white = in focus; deblur: the composite R(1-M) + I M")
     p.add_argument("--out", type=Path, required=True, help="folder for <name>.png, one per photo, at the photo's size")
     p.add_argument("--resolution", default="train",
-                   help="where the networks run: train (the square they were trained at, default), full (the "
-                        "photo's own size, in tiles) or N (longer side N pixels, aspect kept)")
+                   help="where the networks run: train (the scale they were trained at, default: the square, or "
+                        "the longer side of scale.mode photo), full (the photo's own size, in tiles) or N (longer "
+                        "side N pixels, aspect kept)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present) | cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--bits", type=int, choices=(8, 16), default=8, help="bit depth of the focus-map PNGs")
@@ -332,6 +350,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=512, help="largest side the networks see at once (memory bound)")
     p.add_argument("--overlap", type=int, default=128, help="pixels neighbouring tiles share and cross-fade over")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = add("import-release", cmd_import_release, "convert the authors' released DBD.pth (and deblur.pth) into a "
+            "weights file apl predict reads (docs/release.md)", config=False)
+    p.add_argument("--dbd", type=Path, required=True, help="the release's detector state dict (CNN_for_DBD), DBD.pth")
+    p.add_argument("--deblur", type=Path, default=None,
+                   help="the release's deblurring generator state dict (CNN_for_Generator), deblur.pth")
+    p.add_argument("--out", type=Path, required=True, help="the weights file to write, e.g. data/release/release.pt")
     p = add("plots-data", cmd_plots_data, "write the tables behind DVC's plots (PR / F curves, losses per epoch)",
             config=False)
     p.add_argument("--losses", type=Path, nargs="*", default=[], help="runs/<run>/<stage>/losses.csv files")

@@ -13,16 +13,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from apl.data.layout import (DEBLUR_SET, DETECTION_SETS, FOLDERS, MASK_FOLDERS, MASK_POLARITY, TARGET_FOLDERS,
-                             evaluation_sets)
-from apl.io import list_images, read_image, write_image
+from apl.data.layout import (DEBLUR_SET, DETECTION_SETS, FOLDERS, MASK_FOLDERS, MASK_POLARITY, REAL_PHOTOS,
+                             TARGET_FOLDERS, evaluation_sets)
+from apl.io import list_images, read_image, read_mask, write_image
 from apl.metrics.deblurring import score_deblur_dirs
 from apl.metrics.detection import score_detection_dirs
 from apl.models.factory import build, configure_torch
-from apl.priors import prior_map
+from apl.data.scale import to_scale
+from apl.predict import run_tiled
+from apl.priors import prior_at_scale
 from apl.train import checkpoint, schedule
+
+
+# Test images larger than this at the config's scale run in overlapping tiles (memory bound), as in apl predict
+TILE, TILE_OVERLAP = 512, 128
 
 
 class Predictor:
@@ -42,15 +47,20 @@ class Predictor:
             self.nets[name] = net.to(self.device).eval()
 
     def _tensor(self, image: np.ndarray) -> torch.Tensor:
-        resized = np.array(Image.fromarray(image).resize((self.size, self.size), Image.BICUBIC))
-        return torch.from_numpy(resized).permute(2, 0, 1)[None].float().div(255).to(self.device)
+        """The image at the config's scale (squashed to the square, or the whole photo brought to its scale)."""
+        resized = np.array(to_scale(image, self.config))
+        return torch.from_numpy(resized).permute(2, 0, 1)[None].float().div(255)
+
+    def _run(self, fn, x: torch.Tensor, channels: int) -> torch.Tensor:
+        """fn on the whole image, fully convolutionally; in tiles where it is larger than TILE pixels a side."""
+        return run_tiled(fn, x, channels, TILE, TILE_OVERLAP, self.device)
 
     @torch.no_grad()
     def focus_map(self, image: np.ndarray) -> np.ndarray:
         """G_ws's map at the working resolution, 1 = in focus."""
         if "gws" not in self.nets:
             raise ValueError("these weights hold no defocus detector (G_ws)")
-        return self.nets["gws"](self._tensor(image))[0, 0].float().cpu().numpy()
+        return self._run(self.nets["gws"], self._tensor(image), 1)[0, 0].numpy()
 
     @torch.no_grad()
     def deblur(self, image: np.ndarray) -> np.ndarray:
@@ -63,13 +73,15 @@ class Predictor:
             raise ValueError("these weights hold no deblurring generator (G_sr)")
         x = self._tensor(image)
         if "gws" in self.nets:
-            focus = self.nets["gws"](x)
+            focus = self._run(self.nets["gws"], x, 1)
         elif self.variant == "ugan":
-            focus = None
+            focus = torch.zeros_like(x[:, :1])   # U-GAN ignores the map
         else:
-            focus = torch.from_numpy(prior_map(image, self.config["prior"], self.size))[None, None].to(self.device)
-        out = self.nets["gsr"](x, focus)["out"][0].clamp(0, 1)
-        return (out.permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8)
+            focus = torch.from_numpy(prior_at_scale(image, self.config))[None, None]
+        gsr = self.nets["gsr"]
+        out = self._run(lambda both: gsr(both[:, :3], None if self.variant == "ugan" else both[:, 3:])["out"],
+                        torch.cat([x, focus.float()], dim=1), 3)[0].clamp(0, 1)
+        return (out.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
 def _timed_maps(method, images: dict[str, Path], out_dir: Path) -> dict:
@@ -134,12 +146,44 @@ def saturated_share(folder: Path) -> float:
     return float(np.mean(shares))
 
 
+# Real defocused photographs (the first detection test set) that every deblurring stage also deblurs: they have
+# no sharp target, so they are scored only by the colour shift their masks allow (REAL_PHOTOS in the results)
+REAL_PHOTO_COUNT = 12
+
+
+def colour_shift(outputs: Path, inputs: dict[str, Path], masks: Path) -> dict:
+    """How far a deblurrer moves colours, per region of the GT mask: the largest over R, G, B of the mean signed
+    change (output - input, 8-bit levels) over the in-focus pixels, and over the blurred ones. A colour cast
+    moves a channel's mean everywhere; sharpening only redistributes values about it."""
+    sums = {"in_focus": np.zeros(3), "blurred": np.zeros(3)}
+    counts = {"in_focus": 0, "blurred": 0}
+    for stem, path in inputs.items():
+        image = read_image(path).astype(np.float64)
+        out = read_image(outputs / f"{stem}.png").astype(np.float64)
+        focus = read_mask(list_images(masks)[stem], MASK_POLARITY) >= 0.5
+        for region, where in (("in_focus", focus), ("blurred", ~focus)):
+            sums[region] += (out - image)[where].sum(axis=0)
+            counts[region] += int(where.sum())
+    return {f"colour_shift_{region}": float(np.abs(sums[region] / max(counts[region], 1)).max()) for region in sums}
+
+
 def score_deblurring_method(method, datasets: Path, maps_dir: Path, size: int, device: str = "cpu") -> dict:
     results, parts = {}, {}
     for folder, name in _sets(datasets, "deblurring").items():
         parts[name] = _timed_maps(method, list_images(datasets / FOLDERS[folder]), maps_dir / folder)
         results[name] = score_deblur_dirs(maps_dir / folder, datasets / TARGET_FOLDERS[folder], size)
         results[name]["clipped"] = saturated_share(maps_dir / folder)
+    detection = evaluation_sets(datasets, "detection")
+    real = next((key for key in DETECTION_SETS if key in detection), None)
+    if real is not None:   # a fixed handful of real defocused photographs, for Figure 9 and the colour shift
+        photos = list_images(datasets / FOLDERS[real])
+        stems = sorted(photos)
+        chosen = {stems[int(round(i))]: photos[stems[int(round(i))]]
+                  for i in np.linspace(0, len(stems) - 1, min(REAL_PHOTO_COUNT, len(stems)))}
+        _timed_maps(method, chosen, maps_dir / f"{real}_photos")
+        results[REAL_PHOTOS] = {"set": DETECTION_SETS[real], "pred_dir": str(maps_dir / f"{real}_photos"),
+                                "images": len(chosen),
+                                **colour_shift(maps_dir / f"{real}_photos", chosen, datasets / MASK_FOLDERS[real])}
     return {"task": "deblurring", "datasets": results, **_timing(parts, device)}
 
 
@@ -152,7 +196,7 @@ def evaluate_stage(config: dict, stage: str, variant: str, weights, datasets, ma
     result = score(predictor.focus_map if info.task == "detection" else predictor.deblur, datasets, maps_dir, size,
                    device=str(predictor.device))
     result.update({"stage": stage, "variant": predictor.variant, "weights": str(weights), "device": str(predictor.device),
-                   "image_size": config["image_size"]})
+                   "image_size": config["image_size"], "scale": config["scale"]})
     return result
 
 

@@ -2,8 +2,9 @@
 
 A photograph is read with its EXIF orientation applied. The networks run on a working copy:
 
-* ``train``: the photo squashed to the square the networks were trained at (image_size x image_size),
-  exactly what training and the pipeline's evaluation do;
+* ``train``: the scale the networks were trained at, exactly what training and the pipeline's evaluation
+  do: the photo squashed to their square (image_size x image_size), or, for weights trained with
+  ``scale.mode: photo``, the whole photo brought to their longer side (aspect kept), fully convolutionally;
 * ``full``: the photo at its own size, fully convolutionally, in overlapping tiles;
 * an integer N: the photo with its longer side scaled to N pixels (aspect kept), in tiles if large.
 
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from apl.data.scale import scaled_shape
 from apl.io import ImageError, atomic_path
 from apl.models.factory import build, pick_device
 from apl.train import checkpoint
@@ -121,11 +123,15 @@ def parse_resolution(text: str) -> str | int:
     return value
 
 
-def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """uint8 RGB resized to shape (h, w), bicubic (antialiased when shrinking), as the training caches are."""
+RESAMPLING = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
+
+
+def resize_image(image: np.ndarray, shape: tuple[int, int], resample: str = "bicubic") -> np.ndarray:
+    """uint8 RGB resized to shape (h, w), bicubic (antialiased when shrinking), as the training caches are;
+    `resample: bilinear` for weights whose meta says so (the authors' release: PIL bilinear)."""
     if image.shape[:2] == tuple(shape):
         return image
-    return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), Image.BICUBIC))
+    return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), RESAMPLING[resample]))
 
 
 def _axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -229,6 +235,8 @@ class Model:
         self.weights = Path(weights)
         states, self.meta, config = checkpoint.load_weights(self.weights, config)
         self.config = copy.deepcopy(config)
+        # weights saved before scale.mode existed were trained on squashed squares
+        self.config.setdefault("scale", {"mode": "squash", "longer_side": self.config["image_size"]})
         # The saved weights replace the encoder's ImageNet initialisation: never download it here.
         self.config["models"]["gws"]["pretrained"] = False
         self.train_size = int(self.meta.get("image_size", self.config["image_size"]))
@@ -238,6 +246,17 @@ class Model:
             raise ValueError(f"--tile must be a multiple of 8 of at least 64 and --overlap below half of it "
                              f"(got tile {tile}, overlap {overlap})")
         self.resolution, self.tile, self.overlap = resolution, tile, overlap
+        # How the photo meets the networks and how the deblurred image is formed (meta of imported weights,
+        # apl.models.release): "paper" composites R clipped to [0, 1]; "release" composites the release's
+        # unclipped Q and clips after, which is the release's own output at the working size.
+        self.resample = self.meta.get("resize", "bicubic")
+        self.output_rule = self.meta.get("output", "paper")
+        if self.resample not in RESAMPLING or self.output_rule not in ("paper", "release"):
+            raise checkpoint.WeightsError(f"{self.weights} asks for resize {self.resample!r} / output "
+                                          f"{self.output_rule!r}, which this apl does not know; update apl")
+        if self.meta.get("resolution", resolution) != resolution:
+            log.warning("%s is defined at --resolution %s (%dx%d); running at %s goes beyond what it computes",
+                        self.weights, self.meta["resolution"], self.train_size, self.train_size, resolution)
         self.nets = {}
         for name, state in states.items():
             if name not in ("gws", "gsr"):
@@ -248,7 +267,12 @@ class Model:
 
     def describe(self) -> str:
         nets = " + ".join({"gws": "G_ws", "gsr": f"G_sr ({self.variant})"}[n] for n in self.nets)
-        return (f"{self.weights}: {nets}, trained at {self.train_size}x{self.train_size}"
+        if "release" in self.meta:
+            nets += f" of the authors' release ({self.meta['release'].get('url', 'imported')})"
+        scale = self.config["scale"]
+        trained = (f"{self.train_size}x{self.train_size} crops of photos at a longer side of {scale['longer_side']} px"
+                   if scale["mode"] == "photo" else f"{self.train_size}x{self.train_size}")
+        return (f"{self.weights}: {nets}, trained at {trained}"
                 f"{', apl ' + self.meta['apl_version'] if 'apl_version' in self.meta else ''}; running at "
                 f"{self.resolution} resolution on {self.device}")
 
@@ -277,14 +301,18 @@ class Model:
             return gsr(both[:, :3], both[:, 3:])["reconstruction"]
 
         recon = run_tiled(reconstruct, x, 3, self.tile, self.overlap, self.device)
-        return recon[0].clamp_(0, 1).permute(1, 2, 0).numpy()
+        recon = recon[0] if self.output_rule == "release" else recon[0].clamp_(0, 1)
+        return recon.permute(1, 2, 0).numpy()
 
     def predict(self, photo: np.ndarray, task: str) -> tuple[tuple[int, int], Upsampler, Upsampler | None]:
         """(working shape, focus upsampler, reconstruction upsampler or None) of one photo."""
         self.check_task(task)
         height, width = photo.shape[:2]
-        shape = working_shape(height, width, self.resolution, self.train_size)
-        small = resize_image(photo, shape)
+        if self.resolution == "train" and self.config["scale"]["mode"] == "photo":
+            shape = scaled_shape(height, width, self.config)
+        else:
+            shape = working_shape(height, width, self.resolution, self.train_size)
+        small = resize_image(photo, shape, self.resample)
         focus = self._focus_small(small)
         recon = None
         if task == "deblur":
@@ -298,6 +326,9 @@ class Model:
         if task == "detect" and "gws" not in self.nets:
             raise ValueError(f"{self.weights} holds no defocus detector (G_ws); use the weights of a G_ws or later "
                              "stage (e.g. gws_O1, gsr_O3) for --task detect")
+        if task == "deblur" and "gsr" not in self.nets and "release" in self.meta:
+            raise ValueError(f"{self.weights} holds only the release's detector; import deblur.pth too "
+                             "(apl import-release --dbd DBD.pth --deblur deblur.pth --out ...) for --task deblur")
         if task == "deblur" and "gsr" not in self.nets:
             raise ValueError(f"{self.weights} holds no deblurring generator (G_sr); use the weights of a G_sr stage "
                              "(e.g. gsr_O3) for --task deblur")
@@ -305,8 +336,11 @@ class Model:
 
 # ------------------------------------------------------------------------------------- full-size outputs
 def full_size_outputs(photo: np.ndarray, focus: Upsampler, recon: Upsampler | None, *, want_map: bool,
-                      want_overlay: bool, bits: int = 8) -> dict[str, np.ndarray]:
-    """The full-size map (uint8 or uint16), deblurred composite and overlay, a strip of rows at a time."""
+                      want_overlay: bool, bits: int = 8, output_rule: str = "paper") -> dict[str, np.ndarray]:
+    """The full-size map (uint8 or uint16), deblurred composite and overlay, a strip of rows at a time.
+
+    output_rule "paper": R is clipped to [0, 1] before the composite; "release" (apl.models.release): R is
+    the release's Q = unnormalise(G + I_df), composited unclipped and clipped after, as the release does."""
     height, width = photo.shape[:2]
     scale = 65535.0 if bits == 16 else 255.0
     out = {}
@@ -325,7 +359,9 @@ def full_size_outputs(photo: np.ndarray, focus: Upsampler, recon: Upsampler | No
         image = photo[top:bottom].astype(np.float32)
         if recon is not None:
             # out = R_up (1 - M) + I M: in-focus pixels come from the full-resolution original
-            composite = np.clip(recon.strip(top, bottom), 0.0, 1.0) * 255.0 * (1.0 - m) + image * m
+            r = recon.strip(top, bottom)
+            r = r if output_rule == "release" else np.clip(r, 0.0, 1.0)
+            composite = r * 255.0 * (1.0 - m) + image * m
             out["deblurred"][top:bottom] = np.rint(np.clip(composite, 0, 255))
         if want_overlay:
             a = OVERLAY_STRENGTH * (1.0 - m)
@@ -363,7 +399,7 @@ def predict_photos(model: Model, inputs: dict[str, Path], task: str, out_dir: Pa
             continue
         _, focus, recon = model.predict(photo, task)
         outputs = full_size_outputs(photo, focus, recon, want_map=task == "detect",
-                                    want_overlay=overlay_dir is not None, bits=bits)
+                                    want_overlay=overlay_dir is not None, bits=bits, output_rule=model.output_rule)
         save(out_dir / f"{stem}.png", outputs["map"] if task == "detect" else outputs["deblurred"])
         if overlay_dir is not None:
             save(Path(overlay_dir) / f"{stem}.jpg", outputs["overlay"])

@@ -36,7 +36,8 @@ def tiny_data(tmp_path_factory, test_config):
     synthesis = test_config["synthesis"]
     synthesize_dataset(root / "datasets" / FOLDERS["fullclear"], root / "synthetic", per_image=synthesis["per_image"],
                        size=test_config["image_size"], seed=0, sigma_range=tuple(synthesis["sigma"]),
-                       window=synthesis["window"], blurred_fraction_range=tuple(synthesis["blurred_fraction"]), workers=1)
+                       window=synthesis["window"], blurred_fraction_range=tuple(synthesis["blurred_fraction"]), workers=1,
+                       scale=test_config["scale"])
     for which in ("train", "fullclear"):
         build_cache(which, root / "datasets", root / "cache" / f"{which}.npz", test_config, workers=1)
     build_cache("synthetic", root / "synthetic", root / "cache" / "synthetic.npz", test_config, workers=1)

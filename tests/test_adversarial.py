@@ -37,7 +37,9 @@ def pretrained(tiny_data, tmp_path_factory):
 
 
 def _override(tmp_path, train: dict) -> dict:
-    return config_module.load(write_override(tmp_path / "o.yaml", {"train": train}))
+    """The test profile with `train` overridden, on whole cached images (scale.mode squash: no random crops), so
+    a quantity measured on t.inputs is one the steps trained on."""
+    return config_module.load(write_override(tmp_path / "o.yaml", {"train": train, "scale": {"mode": "squash"}}))
 
 
 def test_d_learns_real_is_full_clear_and_fake_is_the_composite(tiny_data, tmp_path, pretrained):
@@ -63,7 +65,7 @@ def test_gws_phase_moves_the_map_towards_the_prior(tiny_data, tmp_path, pretrain
 
     def distance():  # batch statistics (train mode): the running ones lag behind a few steps
         with torch.no_grad():
-            return (t.nets["gws"](to_float(t.inputs[index])) - t.gws_targets[index]).abs().mean().item()
+            return (t.nets["gws"](to_float(t.inputs[index])) - t.gws_targets[index].unsqueeze(1)).abs().mean().item()
 
     before = distance()
     run_steps(t, 20)
@@ -121,10 +123,10 @@ def test_single_gws_masks_trains_on_the_masks_not_the_prior(tiny_data, tmp_path,
     from apl.data.cache import load_cache
     cache = load_cache(tiny_data / "cache" / "train.npz")
     t = trainer(test_config, "single_gws_masks", tiny_data, tmp_path)
-    assert torch.equal(t.gws_targets, torch.from_numpy(cache["masks"].astype(np.float32)).unsqueeze(1))
-    assert not torch.equal(t.gws_targets, torch.from_numpy(cache["priors"].astype(np.float32)).unsqueeze(1))
+    assert torch.equal(t.gws_targets, torch.from_numpy(cache["masks"].astype(np.float32)))
+    assert not torch.equal(t.gws_targets, torch.from_numpy(cache["priors"].astype(np.float32)))
     assert torch.equal(trainer(test_config, "single_gws", tiny_data, tmp_path).gws_targets,
-                       torch.from_numpy(cache["priors"].astype(np.float32)).unsqueeze(1))
+                       torch.from_numpy(cache["priors"].astype(np.float32)))
 
 
 def test_masks_target_without_masks_is_a_clear_error(tiny_data, tmp_path, test_config):

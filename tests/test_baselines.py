@@ -170,11 +170,14 @@ def test_large_images_are_shrunk_for_svd_and_hifst_only(test_config):
     image = np.random.default_rng(5).integers(0, 255, (400, 700, 3), dtype=np.uint8)
     assert METHODS["svd"][1](test_config)(image).shape == (183, MAX_SIDE)
     assert METHODS["hifst"][1](test_config)(image).shape == (183, MAX_SIDE)
-    plain = {**test_config, "prior": {**test_config["prior"], "refine": "none"}}
+    squash = {**test_config, "scale": {"mode": "squash", "longer_side": 0}}
+    plain = {**squash, "prior": {**test_config["prior"], "refine": "none"}}
     assert METHODS["lbp"][1](plain)(image[:100, :150]).shape == (100, 150)
     # with matting at the working size, the LBP map is measured at the stored size and matted at that size
     size = test_config["image_size"]
-    assert METHODS["lbp"][1](test_config)(image[:100, :150]).shape == (size, size)
+    assert METHODS["lbp"][1](squash)(image[:100, :150]).shape == (size, size)
+    # scale.mode photo (the test profile): exactly the map G_ws learns from, at the photograph's scale
+    assert METHODS["lbp"][1](test_config)(image[:100, :150]).shape == (32, 48)
 
 
 def test_settings_and_descriptions_cover_every_method(test_config):
@@ -182,7 +185,8 @@ def test_settings_and_descriptions_cover_every_method(test_config):
         assert isinstance(settings(name, test_config), dict)
         assert describe(name) != name
     assert settings("svd", test_config)["max_side"] == MAX_SIDE
-    assert settings("lbp", test_config) == {"prior": test_config["prior"], "image_size": test_config["image_size"]}
+    assert settings("lbp", test_config) == {"prior": test_config["prior"], "image_size": test_config["image_size"],
+                                           "scale": test_config["scale"]}
     with pytest.raises(ValueError, match="unknown baseline"):
         settings("nope", test_config)
 
@@ -208,9 +212,10 @@ def test_evaluate_baseline_scores_and_times_every_test_image(name, demo_datasets
         assert result["datasets"][dataset]["n_images"] == counts[folder]
         assert 0.0 <= result["datasets"][dataset]["fmax"] <= 1.0
     timing = result["timing"]
-    size = test_config["image_size"]
+    from apl.data.demo import demo_shape
+    height, width = demo_shape(test_config)
     assert timing["images"] == counts["cuhk"] + counts["dut"]
-    assert timing["input_sizes"] == {f"{size}x{size}": counts["cuhk"] + counts["dut"]}
+    assert timing["input_sizes"] == {f"{width}x{height}": counts["cuhk"] + counts["dut"]}
     assert timing["device"] == "cpu" and "cores" in timing["machine"]
     assert result["seconds_per_image"] > 0
     assert result["settings"] == settings(name, test_config)

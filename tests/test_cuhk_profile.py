@@ -18,6 +18,7 @@ from apl.data.layout import evaluation_sets
 from apl.data.prepare import pick, prepare, split_rows
 from apl.data.synthesis import synthesize_dataset
 from apl.evaluate import score_deblurring_method, score_detection_method
+from apl.data.scale import scaled_shape
 from apl.io import list_images, read_image, read_json, read_mask, write_json
 from apl.report import report, tables
 from apl.train import schedule
@@ -34,6 +35,7 @@ def cuhk_config(validation=2, heldout=1, fullclear_dir=FIXTURES / "fullclear_fol
     config = load(CUHK_PROFILE)
     config["seed"] = seed
     config["image_size"] = 32
+    config["scale"]["longer_side"] = 48   # photographs at a longer side of 48 px, 32x32 crops
     config["data"].update(allow_subset=True, validation=validation, heldout_fullclear=heldout,
                           fullclear_dir=str(fullclear_dir))
     return validate(config)
@@ -113,7 +115,8 @@ def test_held_out_fullclear_images_reach_neither_d_nor_the_pretraining_pairs(pre
     source = read_image(out / "heldout" / "source" / f"{stem}.png")
     target = read_image(out / "heldout" / "target" / f"{stem}.png")
     mask = read_mask(out / "heldout" / "masks" / f"{stem}.png", "focus-white")
-    assert source.shape == target.shape == (32, 32, 3) and 0 < mask.mean() < 1
+    original = read_image(next(p for p in Path(config["data"]["fullclear_dir"]).iterdir() if p.stem == stem))
+    assert source.shape == target.shape == (*scaled_shape(*original.shape[:2], config), 3) and 0 < mask.mean() < 1
     assert np.array_equal(source[mask == 1], target[mask == 1]) and not np.array_equal(source, target)
 
 
@@ -164,10 +167,12 @@ def results(prepared, tmp_path_factory):
 
 
 def test_detection_results_hold_the_validation_split_but_time_only_the_test_set(results):
-    data = read_json(results / "single" / "single_gws.json")
+    data = read_json(results / "seed0" / "single" / "single_gws.json")
     assert set(data["datasets"]) == {"CUHK", "Validation"} and data["timing"]["images"] == 100
-    deblur = read_json(results / "ufat" / "gsr_O3.json")
-    assert set(deblur["datasets"]) == {"Synthetic held-out"}
+    deblur = read_json(results / "seed0" / "ufat" / "gsr_O3.json")
+    assert set(deblur["datasets"]) == {"Synthetic held-out", "Real photographs"}
+    real = deblur["datasets"]["Real photographs"]    # CUHK test photographs deblurred: no target, a colour shift
+    assert real["set"] == "CUHK" and real["images"] == 12 and real["colour_shift_in_focus"] >= 0
     assert 0 <= deblur["datasets"]["Synthetic held-out"]["clipped"] <= 1
 
 
@@ -191,11 +196,11 @@ def test_tables_say_absent_data_was_not_run_and_keep_the_held_out_check_apart(re
 def test_report_and_figures_skip_absent_sets(results, prepared, tmp_path):
     from apl.report import figures
     config = cuhk_config()
-    detection = [read_json(results / "single" / "single_gws.json"), read_json(results / "ufat" / "gws_O3.json")]
+    detection = [read_json(results / "seed0" / "single" / "single_gws.json"), read_json(results / "seed0" / "ufat" / "gws_O3.json")]
     fig = figures.draw_figure7(detection)
     assert [a.get_title() for a in fig.axes] == ["(a) PR curve on CUHK", "(b) F-measure curve on CUHK"]
     figures.draw_figure6(detection, prepared[0], per_set=1)
-    deblur = [read_json(results / "ufat" / "gsr_O3.json")]
+    deblur = [read_json(results / "seed0" / "ufat" / "gsr_O3.json")]
     fig = figures.draw_figure9(deblur, prepared[0], count=1)
     assert "Synthetic" in fig.axes[0].get_ylabel()
     out = tmp_path / "results"

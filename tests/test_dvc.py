@@ -228,11 +228,11 @@ def test_metrics_show_reads_the_evaluation_jsons(tracked):
     shown = json.loads(run([*DVC, "metrics", "show", "--json", "-R", "results/test/metrics"], tracked).stdout)
     (workspace,) = shown.values()       # one revision: the workspace
     values = workspace["data"]
-    detection = json.loads((tracked / "results/test/metrics/ufat/gws_O3.json").read_text())
-    deblurring = json.loads((tracked / "results/test/metrics/ufat/gsr_O3.json").read_text())
-    found = values["results/test/metrics/ufat/gws_O3.json"]["data"]["datasets"]
+    detection = json.loads((tracked / "results/test/metrics/seed0/ufat/gws_O3.json").read_text())
+    deblurring = json.loads((tracked / "results/test/metrics/seed0/ufat/gsr_O3.json").read_text())
+    found = values["results/test/metrics/seed0/ufat/gws_O3.json"]["data"]["datasets"]
     assert found["CUHK"]["fmax"] == detection["datasets"]["CUHK"]["fmax"]
-    assert values["results/test/metrics/ufat/gsr_O3.json"]["data"]["datasets"]["DP"]["psnr"] == \
+    assert values["results/test/metrics/seed0/ufat/gsr_O3.json"]["data"]["datasets"]["DP"]["psnr"] == \
         deblurring["datasets"]["DP"]["psnr"]
 
 
@@ -265,8 +265,8 @@ def digest(path: Path) -> str:
 
 
 def test_pull_restores_the_same_files(tracked, pulled):
-    for name in ("data/test/cache/train.npz", "results/test/runs/ufat/gsr_O3/weights.pt",
-                 "results/test/metrics/ufat/gws_O1.json", "results/test/tables/table1.csv",
+    for name in ("data/test/cache/train.npz", "results/test/runs/seed0/ufat/gsr_O3/weights.pt",
+                 "results/test/metrics/seed0/ufat/gws_O1.json", "results/test/tables/table1.csv",
                  "results/test/plots/curves/DUT/ufat-gws_O3.csv"):
         assert digest(pulled / name) == digest(tracked / name), name
     assert dvc_status(pulled) == {}
@@ -307,7 +307,7 @@ def test_real_changes_still_rerun_and_dvc_checkout_restores(pulled):
 
 def test_dvc_runs_the_stage_commands(pulled):
     """DVC itself runs a stage's command and the stages after it; Snakemake then has nothing to do."""
-    metrics = pulled / "results/test/metrics/ufat/gws_O3.json"
+    metrics = pulled / "results/test/metrics/seed0/ufat/gws_O3.json"
     before = digest(metrics)
     result = run([*DVC, "repro", "--force", "--single-item", f"{TEST_YAML}:evaluate-ufat-gws_O3"], pulled)
     assert "> apl evaluate" in result.stdout and metrics.exists()

@@ -72,9 +72,10 @@ def test_outputs_of_every_stage_exist(finished):
                         "single": ("single_gws", "single_gsr"), "ugan": ("gsr_O3",), "dcgan": ("gsr_O3",),
                         "cdfgan": ("gsr_O3",), "baselines": ("lbp", "svd", "hifst", "input")}.items():
         for stage in stages:
-            metrics = json.loads((finished / "metrics" / run / f"{stage}.json").read_text())
+            where = run if run == "baselines" else f"seed0/{run}"   # trained runs: one folder per training seed
+            metrics = json.loads((finished / "metrics" / where / f"{stage}.json").read_text())
             assert metrics["stage"] == stage
-            maps = finished / "maps" / run / stage
+            maps = finished / "maps" / where / stage
             assert any(maps.rglob("*.png"))
     for stem in ("figure7", "figure6", "figure9", "training_curves"):
         figure = Image.open(finished / "figures" / f"{stem}.png")
@@ -147,7 +148,7 @@ def test_training_rule_killed_with_sigkill_resumes(tmp_path_factory):
     """kill -9 the whole Snakemake process group mid-stage; after --unlock, a rerun resumes the stage."""
     work = copy_workflow(tmp_path_factory.mktemp("killed"))
     (work / "config" / "long.yaml").write_text("train:\n  epochs: {pretrain: 400}\n")
-    target = "results/test/runs/ufat/pretrain/weights.pt"
+    target = "results/test/runs/seed0/ufat/pretrain/weights.pt"
     run = (work / target).parent
     args = [target, "--cores", "1", "--configfile", "config/test.yaml", "config/long.yaml"]
     process = subprocess.Popen([*SNAKEMAKE, *args], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -161,7 +162,7 @@ def test_training_rule_killed_with_sigkill_resumes(tmp_path_factory):
 
     snakemake(work, "--unlock", "--configfile", "config/test.yaml", "config/long.yaml")
     snakemake(work, *args)
-    log = (work / "results" / "test" / "logs" / "ufat" / "pretrain.log").read_text()
+    log = (work / "results" / "test" / "logs" / "seed0" / "ufat" / "pretrain.log").read_text()
     assert "resuming ufat/pretrain after epoch" in log
     assert (run / "weights.pt").exists() and not (run / "resume.pt").exists()
     assert len(pd.read_csv(run / "losses.csv")) == 400   # one step per epoch at this size: nothing lost or repeated

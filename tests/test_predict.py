@@ -255,8 +255,8 @@ def readme_commands() -> list[str]:
 def test_readme_your_own_images_commands_run_as_printed(weights, tmp_path):
     """Each command of README's "Your own images" block, verbatim but for `.venv/bin/apl`, in a fresh folder
     outside the repository that holds what a user would have: the demo weights, photos, masks, sharp images."""
-    (tmp_path / "results/demo/runs/ufat/gsr_O3").mkdir(parents=True)
-    shutil.copy(weights["gsr"], tmp_path / "results/demo/runs/ufat/gsr_O3/weights.pt")
+    (tmp_path / "results/demo/runs/seed0/ufat/gsr_O3").mkdir(parents=True)
+    shutil.copy(weights["gsr"], tmp_path / "results/demo/runs/seed0/ufat/gsr_O3/weights.pt")
     shutil.copytree(CUHK / "image", tmp_path / "photos")
     shutil.copytree(CUHK / "gt", tmp_path / "gt")               # CUHK's masks: white = blurred
     shutil.copytree(CUHK / "image", tmp_path / "sharp")          # stands in for sharp references

@@ -113,7 +113,7 @@ def submissions(slurm_bin) -> dict[str, list[str]]:
 
 
 def test_slurm_profile_submits_each_job_with_its_resources_and_runs_it(workdir, slurm_bin):
-    target = "results/test/metrics/ufat/pretrain.json"
+    target = "results/test/metrics/seed0/ufat/pretrain.json"
     result = snakemake(workdir, slurm_bin, target, "--configfile", "config/test.yaml",
                        "--workflow-profile", "workflow/profiles/slurm",
                        "--slurm-init-seconds-before-status-checks", "1")

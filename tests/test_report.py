@@ -51,15 +51,17 @@ def made(tmp_path_factory, test_config):
     size = test_config["evaluation"]["size"]
     for index, path in enumerate(tables.required_metrics(test_config)):
         run, stage = path.parent.name, path.stem
-        maps = results / "maps" / run / stage
+        maps = results / "maps" / path.parent / stage
         if run == "baselines":
             result = evaluate_baseline(test_config, stage, datasets, maps)
         elif schedule.get(stage).task == "detection":
             result = score_detection_method(stand_in_detector(index % 6), datasets, maps, size)
-            result.update(stage=stage, variant=run, weights="", device="cpu", image_size=test_config["image_size"])
+            result.update(stage=stage, variant=run, weights="", device="cpu", image_size=test_config["image_size"],
+                          scale=test_config["scale"])
         else:
             result = score_deblurring_method(stand_in_deblurrer(0.3 * (index % 5)), datasets, maps, size)
-            result.update(stage=stage, variant=run, weights="", device="cpu", image_size=test_config["image_size"])
+            result.update(stage=stage, variant=run, weights="", device="cpu", image_size=test_config["image_size"],
+                          scale=test_config["scale"])
         write_json(metrics / path, result)
     for stage in schedule.ALTERNATION:
         losses = results / "runs" / "ufat" / stage
@@ -124,9 +126,11 @@ def test_markdown_and_latex_show_paper_ours_difference_and_the_timing_setup(made
     assert "Table 4." in markdown
     assert re.search(r"\| KSFV +\| reported \(paper only, not run here\) +\| 0\.420 \(paper\)", markdown)
     assert re.search(r"\| SVD +\| reproduced \(our implementation\) +\| 0\.764 / \d\.\d{3} \([+-]\d\.\d{3}\)", markdown)
-    size = test_config["image_size"]
+    from apl.data.demo import demo_shape
+    height, width = demo_shape(test_config)
     counts = test_config["data"]["demo"]["counts"]
-    assert f"{counts['cuhk'] + counts['dut']} x {size}x{size}" in markdown       # input size of the timing
+    assert f"{counts['cuhk'] + counts['dut']} x {width}x{height}" in markdown       # input size of the timing
+    assert f"whole test image at a longer side of {test_config['scale']['longer_side']} px" in markdown
     assert provenance.machine() in markdown and "longer side at most 320 px" in markdown
     assert "CUHK and DUT" in markdown and "beta^2 = 0.3" in markdown            # dataset and protocol named
     assert "DP (DPDD)" in (tmp_path / "table5.md").read_text()
@@ -144,20 +148,20 @@ def test_a_missing_results_file_is_an_error_naming_the_rule_that_makes_it(made, 
     with pytest.raises(FileNotFoundError, match=r"hifst\.json; the rule `evaluate_baseline \(method=hifst\)`"):
         tables.write_tables(test_config, metrics, tmp_path / "out")
     shutil.copy(made["metrics"] / "baselines" / "hifst.json", metrics / "baselines" / "hifst.json")
-    (metrics / "single" / "single_gsr.json").unlink()
-    with pytest.raises(FileNotFoundError, match=r"`evaluate \(run=single, stage=single_gsr\)`"):
+    (metrics / "seed0" / "single" / "single_gsr.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"`evaluate \(seed=0, run=single, stage=single_gsr\)`"):
         tables.build_long(test_config, metrics)
     assert not (tmp_path / "out" / "table1.csv").exists()   # nothing half-written
     # through the command line: exit status 1 and the rule's name on stderr
     flags = [part for path in TEST_PROFILE for part in ("-c", str(path))]
     assert main(["tables", *flags, "--metrics", str(metrics), "--out", str(tmp_path / "cli")]) == 1
-    assert "evaluate (run=single, stage=single_gsr)" in capsys.readouterr().err
+    assert "evaluate (seed=0, run=single, stage=single_gsr)" in capsys.readouterr().err
 
 
 def test_a_results_file_without_the_metric_is_an_error(made, test_config, tmp_path):
     metrics = tmp_path / "metrics"
     shutil.copytree(made["metrics"], metrics)
-    path = metrics / "ufat" / "gsr_O3.json"
+    path = metrics / "seed0" / "ufat" / "gsr_O3.json"
     data = json.loads(path.read_text())
     del data["datasets"]["DP"]["ssim"]
     path.write_text(json.dumps(data))
@@ -176,7 +180,8 @@ def test_variants_left_out_of_the_config_are_marked_not_run(made, test_config):
 
 # ------------------------------------------------------------------------------------------------ figures
 def _metrics(made, *names):
-    return [made["metrics"] / name for name in names]
+    """Results files by run/stage: a training run's of the first seed (metrics/seed0/<run>/), a baseline's."""
+    return [made["metrics"] / (name if name.startswith("baselines/") else f"seed0/{name}") for name in names]
 
 
 DETECTION = ("single/single_gws.json", "ufat/gws_O1.json", "ufat/gws_O2.json", "ufat/gws_O3.json",
@@ -231,9 +236,11 @@ def test_figure9_shows_input_outputs_with_scores_and_target(made, tmp_path):
     results = [json.loads(p.read_text()) for p in _metrics(made, "single/single_gsr.json", "ufat/gsr_O3.json")]
     fig = figures.draw_figure9(results, made["datasets"], count=2)
     axes = fig.get_axes()
-    assert len(axes) == 2 * 4
+    assert len(axes) == (2 + 2) * 4        # two DP images, then two real defocused photographs (CUHK's test set)
     assert [a.get_title() for a in axes[:4]] == ["Defocused input", "Single G_sr", "Ours (G_sr O3)", "Sharp target (GT)"]
     assert axes[2].get_xlabel().startswith("PSNR ")
+    assert "CUHK photograph" in axes[8].get_ylabel() and axes[10].get_xlabel().startswith("colour shift ")
+    assert axes[11].get_xlabel() == "GT mask (white = in focus)"      # real photographs have no sharp target
     plt.close(fig)
     bad = json.loads(json.dumps(results[1]))
     shutil.copytree(bad["datasets"]["DP"]["pred_dir"], tmp_path / "partial")

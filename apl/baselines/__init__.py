@@ -16,14 +16,21 @@ from apl.baselines.hifst import DEFAULTS as HIFST_DEFAULTS
 from apl.baselines.hifst import hifst_sharpness
 from apl.baselines.svd import DEFAULTS as SVD_DEFAULTS
 from apl.baselines.svd import svd_sharpness
-from apl.priors import prior_map
+from apl.priors import prior_at_scale, prior_map
 
 MAX_SIDE = 320   # working resolution of the classic detectors: longer side at most this many pixels
 
 
+def _photo_scale(config: dict) -> bool:
+    return config.get("scale", {}).get("mode") == "photo"
+
+
 def lbp(config: dict):
     """Yi & Eramian's LBP sharpness (the blur prior B(I) itself) at the image's own resolution (its matting
-    refinement where prior.matting_at puts it, as for training)."""
+    refinement where prior.matting_at puts it, as for training); with scale.mode photo, exactly the map G_ws
+    learns from, at the photograph's scale."""
+    if _photo_scale(config):
+        return lambda image: prior_at_scale(image, config)
     return lambda image: prior_map(image, config["prior"], working_size=config["image_size"])
 
 
@@ -61,7 +68,8 @@ def settings(name: str, config: dict) -> dict:
     """Every value a method's output depends on (Snakemake's params, so a change reruns it)."""
     if name not in METHODS:
         raise ValueError(f"unknown baseline {name!r}; available: {', '.join(METHODS)}")
-    return {"lbp": {"prior": config["prior"], "image_size": config["image_size"]},   # the matting's working size
+    return {"lbp": {"prior": config["prior"], "image_size": config["image_size"],
+                    "scale": config.get("scale")},
             "svd": {"max_side": MAX_SIDE, **SVD_DEFAULTS},
             "hifst": {"max_side": MAX_SIDE, **HIFST_DEFAULTS},
             "input": {}}[name]
@@ -70,6 +78,11 @@ def settings(name: str, config: dict) -> dict:
 def working_resolution(name: str, config: dict) -> str:
     """Where the method looks at the image; the LBP prior's matting may run at the working size (prior.matting_at)."""
     prior, size = config["prior"], config["image_size"]
+    if name == "lbp" and _photo_scale(config):
+        matting = {"working": "at that scale", "photo": "at the stored size"}.get(prior["matting_at"],
+                                                                                 f"at a longer side of {prior['matting_at']} px")
+        return (f"LBP at the stored size, matting {matting}, map at a longer side of {config['scale']['longer_side']} px"
+                if prior["refine"] == "matting" else f"stored size, map at a longer side of {config['scale']['longer_side']} px")
     if name == "lbp" and prior["refine"] == "matting" and prior["matting_at"] == "working":
         return f"stored size, matting at {size}x{size} px"
     return WORKING_RESOLUTION[name]

@@ -1,7 +1,8 @@
-"""Training caches: each training set decoded and resized once into one .npz file.
+"""Training caches: each training set decoded and brought to the config's scale once into one .npz file.
 
-The blur prior B(I) of every training image is computed here, once, and stored beside it, so a
-training step never decodes an image or computes a prior.
+The blur prior B(I) of every training image is computed here, once, at that scale, and stored beside
+it, so a training step never decodes an image or computes a prior. Images of different shapes (scale.mode
+photo) are stored zero-padded to one array, with every image's (height, width) in `shapes`.
 """
 from __future__ import annotations
 
@@ -11,14 +12,26 @@ from pathlib import Path
 import numpy as np
 
 from apl.data.layout import FOLDERS, MASK_FOLDERS
-from apl.io import atomic_path, list_images, read_image, read_mask
-from apl.priors import prior_map
+from PIL import Image
+
+from apl.data.scale import pad_stack, scaled_shape, to_scale
+from apl.io import atomic_path, list_images, read_image
+from apl.priors import prior_at_scale
 
 CACHE_SETS = ("train", "fullclear", "synthetic")
 
 
-def _prior_at(path: Path, size: int, prior: dict) -> np.ndarray:
-    return prior_map(read_image(path), prior, size).astype(np.float16)
+def _prior_at(path: Path, config: dict) -> np.ndarray:
+    return prior_at_scale(read_image(path), config).astype(np.float16)
+
+
+def _mask_at(path: Path, config: dict) -> np.ndarray:
+    """A mask (1 = in focus) at the scale of its image (bilinear, as read_mask resizes), as float16."""
+    mask = Image.open(path).convert("L")
+    shape = scaled_shape(mask.size[1], mask.size[0], config)
+    if mask.size != (shape[1], shape[0]):
+        mask = mask.resize((shape[1], shape[0]), Image.BILINEAR)
+    return (np.asarray(mask, dtype=np.float32) / 255.0).astype(np.float16)
 
 
 def save_npz(path: str | Path, **arrays) -> None:
@@ -31,22 +44,21 @@ def build_cache(which: str, source: str | Path, out_file: str | Path, config: di
     """Cache `which` (train | fullclear | synthetic) from its folder(s) into `out_file`."""
     size = config["image_size"]
     source = Path(source)
-    if which == "synthetic":
+    if which == "synthetic":   # made at the config's scale already (apl.data.synthesis)
         names = sorted(list_images(source / "blurred"))
         arrays = {
-            "blurred": np.stack([read_image(source / "blurred" / f"{n}.png", size) for n in names]),
-            "sharp": np.stack([read_image(source / "sharp" / f"{n}.png", size) for n in names]),
-            "masks": np.stack([read_mask(source / "masks" / f"{n}.png", "focus-white", size) for n in names]).astype(np.float16),
+            "blurred": [to_scale(read_image(source / "blurred" / f"{n}.png"), config) for n in names],
+            "sharp": [to_scale(read_image(source / "sharp" / f"{n}.png"), config) for n in names],
+            "masks": [_mask_at(source / "masks" / f"{n}.png", config) for n in names],
         }
     elif which in ("train", "fullclear"):
         files = list_images(source / FOLDERS[which])
         names = sorted(files)
-        arrays = {"images": np.stack([read_image(files[n], size) for n in names])}
+        arrays = {"images": [to_scale(read_image(files[n]), config) for n in names]}
         if which == "train":
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                priors = list(pool.map(_prior_at, [files[n] for n in names], [size] * len(names),
-                                       [config["prior"]] * len(names), chunksize=8))
-            arrays["priors"] = np.stack(priors)
+                arrays["priors"] = list(pool.map(_prior_at, [files[n] for n in names], [config] * len(names),
+                                                 chunksize=8))
             masks = source / MASK_FOLDERS["train"]
             if masks.is_dir():   # GT masks, only read by train.gws_target: masks and the single_gws_masks stage
                 found = list_images(masks)
@@ -54,11 +66,14 @@ def build_cache(which: str, source: str | Path, out_file: str | Path, config: di
                 if missing:
                     raise FileNotFoundError(f"{masks}: no mask for the training image(s) {', '.join(missing[:5])}; "
                                             "rerun the prepare rule")
-                arrays["masks"] = np.stack([read_mask(found[n], "focus-white", size) for n in names]).astype(np.float16)
+                arrays["masks"] = [_mask_at(found[n], config) for n in names]
     else:
         raise ValueError(f"unknown cache set {which!r}; use one of {CACHE_SETS}")
-    save_npz(out_file, names=np.array(names), **arrays)
-    return {"set": which, "images": len(names), "size": size}
+    stacked = {}
+    for key, values in arrays.items():
+        stacked[key], shapes = pad_stack(values)
+    save_npz(out_file, names=np.array(names), shapes=shapes, **stacked)
+    return {"set": which, "images": len(names), "size": size, "scale": config["scale"]["mode"]}
 
 
 def load_cache(path: str | Path) -> dict[str, np.ndarray]:

@@ -28,28 +28,39 @@ def load_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3].astype(np.uint8))
 
 
-def random_crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A random square crop covering 40-80% of the photo's short side, resized to size x size."""
+def random_crop(photo: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A random crop of the aspect of shape (h, w) covering 40-80% of what fits, resized to shape."""
     height, width = photo.shape[:2]
-    side = int(rng.uniform(0.4, 0.8) * min(height, width))
+    out_h, out_w = shape
+    side = int(rng.uniform(0.4, 0.8) * min(height, width * out_h / out_w))   # the crop's height
+    side_w = round(side * out_w / out_h)
     top = int(rng.integers(0, height - side + 1))
-    left = int(rng.integers(0, width - side + 1))
-    crop = Image.fromarray(photo[top:top + side, left:left + side])
-    return np.asarray(crop.resize((size, size), Image.BICUBIC))
+    left = int(rng.integers(0, width - side_w + 1))
+    crop = Image.fromarray(photo[top:top + side, left:left + side_w])
+    return np.asarray(crop.resize((out_w, out_h), Image.BICUBIC))
 
 
-def crops(photos: tuple[str, ...], count: int, size: int, rng: np.random.Generator):
+def demo_shape(config: dict) -> tuple[int, int]:
+    """(h, w) of every demo image: the square (scale.mode squash), or a 3:4 landscape photograph at the
+    photo scale, so that training crops it and evaluation sees a whole non-square image."""
+    size, scale = config["image_size"], config["scale"]
+    if scale["mode"] == "squash":
+        return size, size
+    return max(size, round(0.75 * scale["longer_side"])), max(size, scale["longer_side"])
+
+
+def crops(photos: tuple[str, ...], count: int, shape: tuple[int, int], rng: np.random.Generator):
     """`count` crops cycling over `photos` so every photograph contributes."""
     loaded = {name: load_photo(name) for name in photos}
     for index in range(count):
         name = photos[index % len(photos)]
-        yield f"{name}_{index:03d}", random_crop(loaded[name], size, rng)
+        yield f"{name}_{index:03d}", random_crop(loaded[name], shape, rng)
 
 
 def build_demo(config: dict, out_dir: str | Path) -> dict:
     """Write the demo datasets in the canonical layout (see apl.data.layout) and return the counts."""
     demo = config["data"]["demo"]
-    counts, size = demo["counts"], config["image_size"]
+    counts, size = demo["counts"], demo_shape(config)
     blur = dict(sigma_range=tuple(demo["sigma"]), window=config["synthesis"]["window"],
                 blurred_fraction_range=tuple(demo["blurred_fraction"]))
     seeds = np.random.SeedSequence(config["seed"]).spawn(5)

@@ -32,6 +32,7 @@ DETECTION_SETS = {"cuhk": "CUHK", "dut": "DUT"}   # folder -> name in the paper'
 DEBLUR_SET = ("dp", "DP")
 VALIDATION_SET = ("val", "Validation")           # never a column of the paper's tables
 HELDOUT_SET = ("heldout", "Synthetic held-out")  # never mixed with DP
+REAL_PHOTOS = "Real photographs"   # deblurring results on a few detection test photographs (no sharp target)
 FOLDERS = {
     "train": "train",
     "fullclear": "fullclear",

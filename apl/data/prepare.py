@@ -42,6 +42,7 @@ from apl.data.download import locate_raw
 from apl.data.layout import (ABSENT, CORE_SETS, DPDD_FULLCLEAR_COUNT, FOLDERS, LISTS, MASK_FOLDERS, PAPER_FULLCLEAR,
                              TARGET_FOLDERS, TRAIN_PARTS, absent_sets, check_counts, chosen_layouts, count_images,
                              fresh_tmp, fullclear_folder, publish)
+from apl.data.scale import to_scale
 from apl.data.synthesis import stem_seed_sequence, synthesize_pair
 from apl.io import ImageError, list_images, read_image, read_mask, write_image, write_json, write_text
 
@@ -138,9 +139,9 @@ class _Builder:
         self.rows[which][-1].update(gt=str(target.relative_to(self.tmp)), raw_gt=self._raw(gt_path))
 
     def synthetic_pair(self, source: Path, name: str, config: dict) -> None:
-        """A held-out full-clear image, resized to image_size, as a synthetic defocus pair (source, target, mask)."""
+        """A held-out full-clear image at the config's scale as a synthetic defocus pair (source, target, mask)."""
         self._claim("heldout", name, source)
-        sharp = read_image(source, size=config["image_size"])
+        sharp = to_scale(read_image(source), config)
         rng = np.random.default_rng(stem_seed_sequence(config["seed"], f"heldout/{name}", 0))
         synthesis = config["synthesis"]
         defocused, mask, _ = synthesize_pair(sharp, rng, tuple(synthesis["sigma"]), synthesis["window"],

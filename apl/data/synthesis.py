@@ -19,7 +19,8 @@ Choices where the paper is silent:
   blurred (those within the ramp only partly).
 * Randomness: one numpy Generator per (seed, source stem, k) from np.random.SeedSequence with
   a SHA-256 hash of the stem, so outputs do not depend on processing order or worker count.
-* Sources are resized to size x size with bicubic interpolation before blurring.
+* Sources are brought to the config's scale (apl.data.scale: squashed to size x size, or to a longer side
+  with the aspect kept) with bicubic interpolation before blurring.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from apl.data.scale import to_scale
 from apl.io import ImageError, list_images, read_image
 
 SUBFOLDERS = ("blurred", "sharp", "masks")
@@ -159,9 +161,9 @@ def _save_png(path: Path, array: np.ndarray) -> None:
 
 
 def _synthesize_source(task: tuple) -> list[tuple[str, str, float, float]]:
-    stem, path, tmp_dir, per_image, size, seed, sigma_range, window, fraction_range = task
+    stem, path, tmp_dir, per_image, size, scale, seed, sigma_range, window, fraction_range = task
     path, tmp_dir = Path(path), Path(tmp_dir)
-    sharp = read_image(path, size=size)  # ImageError names the file
+    sharp = to_scale(read_image(path), {"image_size": size, "scale": scale})  # ImageError names the file
     buffer = io.BytesIO()
     Image.fromarray(sharp).save(buffer, format="PNG", compress_level=1)
     sharp_png = buffer.getvalue()  # encoded once, written per_image times
@@ -182,10 +184,11 @@ def _synthesize_source(task: tuple) -> list[tuple[str, str, float, float]]:
 
 def synthesize_dataset(source_dir, out_dir, per_image: int = 5, size: int = 160, seed: int = 0,
                        sigma_range=(0.1, 10.0), window: int = 15, blurred_fraction_range=(0.6, 0.7),
-                       workers: int | None = None) -> dict:
+                       workers: int | None = None, scale: dict | None = None) -> dict:
     """Write out_dir/{blurred,sharp,masks}/{stem}_{k}.png and out_dir/pairs.csv for every source image.
 
-    Masks are 8-bit PNGs, white (255) = in focus. Deterministic for a seed and independent of the
+    Sources are brought to the config's scale first (`scale`, apl.data.scale; default: squashed to
+    size x size), so sigma is in pixels of that scale. Masks are 8-bit PNGs, white (255) = in focus. Deterministic for a seed and independent of the
     processing order and of `workers` (default: min(2, CPU count) processes). The output is built in
     a temporary sibling folder (a stale one is removed first) and renamed to out_dir at the end, so
     an interrupted run never leaves a complete-looking out_dir. Returns {"pairs": n, "sources": m}.
@@ -207,7 +210,8 @@ def synthesize_dataset(source_dir, out_dir, per_image: int = 5, size: int = 160,
     for sub in SUBFOLDERS:
         (tmp_dir / sub).mkdir(parents=True)
 
-    tasks = [(stem, str(path), str(tmp_dir), int(per_image), int(size), int(seed),
+    scale = scale or {"mode": "squash", "longer_side": size}
+    tasks = [(stem, str(path), str(tmp_dir), int(per_image), int(size), dict(scale), int(seed),
               tuple(sigma_range), int(window), tuple(blurred_fraction_range))
              for stem, path in sources.items()]
     if workers is None:

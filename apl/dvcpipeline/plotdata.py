@@ -64,8 +64,9 @@ def sources(metrics: list[str], metrics_dir: str, losses_file: Callable[[str, st
     from apl.baselines import METHODS
 
     prefix = metrics_dir.rstrip("/") + "/"
-    named = [(Path(path).parent.name, Path(path).stem)
-             for path in dict.fromkeys(str(m) for m in metrics) if str(path).startswith(prefix)]
+    paths = {(Path(path).parent.name, Path(path).stem): path
+             for path in dict.fromkeys(str(m) for m in metrics) if str(path).startswith(prefix)}
+    named = list(paths)
     trained = set()
     todo = [(group, name) for group, name in named if group != BASELINES]
     while todo:
@@ -84,7 +85,7 @@ def sources(metrics: list[str], metrics_dir: str, losses_file: Callable[[str, st
             return METHODS[name][0] == "detection"
         return schedule.get(name).task == "detection"
 
-    curves = [f"{prefix}{group}/{name}.json" for group, name in named if detection(group, name)]
+    curves = [paths[group, name] for group, name in named if detection(group, name)]
     return [losses_file(run, stage) for run, stage in ordered], curves
 
 

@@ -63,9 +63,12 @@ class DefocusDetector(nn.Module):
 
     ``width`` scales every channel count (64 = paper scale); the decoder widths
     of the release (256, 128, 64, 32) become width * (4, 2, 1, 1/2).
+    ``align_corners=True`` upsamples as the release does; with it and width 64 the
+    network holds the release's DBD.pth exactly (apl.models.release).
     """
 
-    def __init__(self, width: int = 64, negative_slope: float = 0.2, pretrained: bool = False) -> None:
+    def __init__(self, width: int = 64, negative_slope: float = 0.2, pretrained: bool = False,
+                 align_corners: bool = False) -> None:
         super().__init__()
         if width < 2 or width % 2:
             raise ValueError(f"width must be an even integer >= 2, got {width}")
@@ -74,6 +77,8 @@ class DefocusDetector(nn.Module):
                 f"pretrained=True loads VGG16 ImageNet weights, which needs width=64 (got width={width})"
             )
         self.width = width
+        # Bilinear upsampling with align_corners=True is what the authors' release does (models.gws.kind: release)
+        self.align_corners = bool(align_corners)
         w, s = width, negative_slope
         self.normalize = ImageNetNormalize()
 
@@ -149,9 +154,8 @@ class DefocusDetector(nn.Module):
                 conv.weight.copy_(src)
 
     # --------------------------------------------------------------- forward
-    @staticmethod
-    def _up(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
-        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    def _up(self, x: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=self.align_corners)
 
     def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pre-sigmoid focus map, N x 1 x H x W."""

@@ -13,15 +13,34 @@ from apl.models.discriminator import Discriminator
 def build(name: str, config: dict, variant: str = "ufat") -> torch.nn.Module:
     models = config["models"]
     if name == "gws":
-        return DefocusDetector(width=models["gws"]["width"], pretrained=models["gws"]["pretrained"])
+        gws = models["gws"]
+        kind = _kind(gws, "gws")
+        return DefocusDetector(width=gws["width"], pretrained=gws["pretrained"], align_corners=kind == "release")
     if name == "gsr":
         gsr = models["gsr"]
+        if _kind(gsr, "gsr") == "release":   # the authors' released generator (apl.models.release)
+            from apl.models.release import ReleaseDeblurrer
+            if variant != "ufat":
+                raise ValueError(f"models.gsr.kind: release is the release's UFAT generator; variant {variant!r} "
+                                 "needs models.gsr.kind: paper")
+            return ReleaseDeblurrer(width=gsr["width"], stages=tuple(gsr["stages"]))
         return SelfReferencedDeblurrer(variant=variant, width=gsr["width"], stages=tuple(gsr["stages"]),
                                        skip=gsr["skip"], clamp=gsr["clamp"])
     if name == "d":
         d = models["discriminator"]
         return Discriminator(width=d["width"], kind=d["kind"], image_size=config["image_size"], fc_width=d["fc_width"])
     raise ValueError(f"unknown network {name!r}; use gws, gsr or d")
+
+
+NETWORK_KINDS = ("paper", "release")
+
+
+def _kind(section: dict, name: str) -> str:
+    """models.<name>.kind: paper (default, also for configs without the key) | release (the authors' layout)."""
+    kind = section.get("kind", "paper")
+    if kind not in NETWORK_KINDS:
+        raise ValueError(f"unknown models.{name}.kind {kind!r}; valid: {', '.join(NETWORK_KINDS)}")
+    return kind
 
 
 def configure_torch(config: dict) -> torch.device:

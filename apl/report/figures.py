@@ -12,6 +12,7 @@ the ground truth), the saved maps and images, and the losses.csv of each stage. 
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import matplotlib
@@ -22,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from apl.data.layout import DEBLUR_SET, DETECTION_SETS, FOLDERS, HELDOUT_SET  # noqa: E402
+from apl.data.layout import DEBLUR_SET, DETECTION_SETS, FOLDERS, HELDOUT_SET, MASK_FOLDERS, REAL_PHOTOS  # noqa: E402
 from apl.io import atomic_path, list_images, read_image, read_json, read_mask  # noqa: E402
 from apl.metrics.detection import read_prediction  # noqa: E402
 
@@ -88,8 +89,29 @@ def test_sets(result: dict) -> dict[str, str]:
 
 
 def figure7(metrics_files: list[str | Path], out_png: str | Path) -> list[Path]:
-    """Every detection results file's curves in the paper's 2x2 layout; PNG and PDF."""
-    return save_figure(draw_figure7(_detection_results(metrics_files)), out_png)
+    """Every detection method's curves in the paper's 2x2 layout; PNG and PDF. Results files of one method
+    from several training seeds give one curve, their mean."""
+    return save_figure(draw_figure7(mean_over_seeds(_detection_results(metrics_files))), out_png)
+
+
+def mean_over_seeds(results: list[dict]) -> list[dict]:
+    """One result per (stage, variant), in first-seen order: the curves of several seeds averaged point by point
+    (every curve is sampled at the same thresholds), with `seeds` the number averaged."""
+    groups: dict[tuple, list[dict]] = {}
+    for result in results:
+        groups.setdefault((result["stage"], result.get("variant")), []).append(result)
+    merged = []
+    for members in groups.values():
+        first = copy.deepcopy(members[0])
+        first["seeds"] = len(members)
+        for dataset, scores in first["datasets"].items():
+            if "pr_curve" not in scores:
+                continue
+            for key in scores["pr_curve"]:
+                scores["pr_curve"][key] = np.mean([m["datasets"][dataset]["pr_curve"][key] for m in members],
+                                                  axis=0).tolist()
+        merged.append(first)
+    return merged
 
 
 def draw_figure7(results: list[dict]):
@@ -104,9 +126,10 @@ def draw_figure7(results: list[dict]):
             style = STYLES.get(result["stage"], {"color": FALLBACK_COLORS[index % len(FALLBACK_COLORS)],
                                                  "linewidth": 1.5})
             curve = result["datasets"][dataset]["pr_curve"]
-            line, = pr_axis.plot(curve["recall"], curve["precision"], label=label(result), **style)
+            name = label(result) + (f" (mean of {result['seeds']} seeds)" if result.get("seeds", 1) > 1 else "")
+            line, = pr_axis.plot(curve["recall"], curve["precision"], label=name, **style)
             f_axis.plot(curve["threshold"], curve["fmeasure"], **style)
-            handles.setdefault(label(result), line)
+            handles.setdefault(name, line)
         pr_axis.set(xlabel="Recall", ylabel="Precision", xlim=(0, 1), ylim=(0, 1.02))
         f_axis.set(xlabel="Threshold (map / its maximum)", ylabel="F-measure", xlim=(0, 1), ylim=(0, 1.02))
         pr_axis.set_title(f"({panels[2 * row]}) PR curve on {dataset}", fontsize=12)
@@ -231,8 +254,23 @@ def draw_figure9(results: list[dict], datasets: str | Path, count: int = 4):
             cells.append((read_image(targets[stem]), ""))
             rows.append(cells)
             row_labels.append(f"{name.replace(' ', chr(10))}\n{stem}")
+    real = results[0]["datasets"].get(REAL_PHOTOS)
+    if real is not None:   # real defocused photographs: no sharp target; the GT mask (white = in focus) instead
+        key = next(key for key, name in DETECTION_SETS.items() if name == real["set"])
+        for stem in pick_stems(list_images(real["pred_dir"]), min(count, 3)):
+            image = read_image(_one(datasets / FOLDERS[key], stem))
+            cells = [(image, "")]
+            for result in results:
+                shift = result["datasets"][REAL_PHOTOS]
+                note = (f"colour shift {shift['colour_shift_in_focus']:.1f} / {shift['colour_shift_blurred']:.1f}"
+                        if stem == pick_stems(list_images(real["pred_dir"]), min(count, 3))[0] else "")
+                cells.append((_fit(read_image(_one(shift["pred_dir"], stem)), image.shape[:2]), note))
+            mask = read_mask(_one(datasets / MASK_FOLDERS[key], stem), "focus-white")
+            cells.append((np.repeat((mask[..., None] * 255).astype(np.uint8), 3, axis=2), "GT mask (white = in focus)"))
+            rows.append(cells)
+            row_labels.append(f"{real['set']} photograph\n{stem}")
     if not rows:
-        raise ValueError("figure 9 needs DP or synthetic held-out results; these results hold neither")
+        raise ValueError("figure 9 needs DP, synthetic held-out or real-photograph results; these results hold none")
     headers = ["Defocused input"] + [short_label(r) for r in results] + ["Sharp target (GT)"]
     return _grid(rows, headers, row_labels, "Figure 9: defocus deblurring (output = R (1 - M) + I M)")
 

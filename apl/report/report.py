@@ -46,12 +46,13 @@ def _training_rows(results: Path) -> list[str]:
     """One line per trained stage with an evaluated weights file: epochs, device, seconds of the last run."""
     from apl.train import checkpoint
     rows = ["| run | stage | epochs x steps | device | seconds (run that finished it) |", "|---|---|---|---|---|"]
-    for path in sorted((results / "metrics").glob("*/*.json")):
+    for path in sorted((results / "metrics").rglob("*.json")):
         weights = read_json(path).get("weights")
         if not weights or not Path(weights).exists():
             continue
         meta = checkpoint.load(weights)["meta"]
-        rows.append(f"| {path.parent.name} | {meta['stage']} | {meta['epochs']} x {meta['steps_per_epoch']} | "
+        run = path.parent.relative_to(results / "metrics").as_posix()   # seed<N>/<run>
+        rows.append(f"| {run} | {meta['stage']} | {meta['epochs']} x {meta['steps_per_epoch']} | "
                     f"{meta['device']} | {meta['seconds_this_run']} |")
     return rows
 
@@ -59,7 +60,7 @@ def _training_rows(results: Path) -> list[str]:
 def _devices(results: Path) -> str:
     """The devices and machines the evaluated methods ran on, from the metrics files."""
     seen = {}
-    for path in sorted((results / "metrics").glob("*/*.json")):
+    for path in sorted((results / "metrics").rglob("*.json")):
         data = read_json(path)
         timing = data.get("timing", {})
         key = (timing.get("device", data.get("device", "?")), timing.get("machine", "machine not recorded"))

@@ -60,8 +60,11 @@ class Source:
     run: str
     stage: str
 
-    def path(self, metrics_dir: Path) -> Path:
-        return metrics_dir / self.run / f"{self.stage}.json"
+    def paths(self, metrics_dir: Path, seeds) -> list[Path]:
+        """The results file of every training seed (metrics/seed<N>/<run>/<stage>.json); a baseline's one file."""
+        if self.run == "baselines":
+            return [metrics_dir / self.run / f"{self.stage}.json"]
+        return [metrics_dir / f"seed{seed}" / self.run / f"{self.stage}.json" for seed in seeds]
 
     @property
     def rule(self) -> str:
@@ -73,6 +76,13 @@ class Source:
         if self.run == "baselines":
             return f"{self.rule} (method={self.stage})"
         return f"{self.rule} (run={self.run}, stage={self.stage})"
+
+    def made_by_each(self, metrics_dir: Path, seeds) -> list[tuple[Path, str]]:
+        """(results file, the rule and wildcards that make it) for every training seed."""
+        if self.run == "baselines":
+            return [(path, self.made_by) for path in self.paths(metrics_dir, seeds)]
+        return [(path, f"{self.rule} (seed={seed}, run={self.run}, stage={self.stage})")
+                for seed, path in zip(seeds, self.paths(metrics_dir, seeds))]
 
 
 MASKS_ROW = "Single G_ws on GT masks (release's 1204gt; ours)"
@@ -111,7 +121,8 @@ def paper_values() -> pd.DataFrame:
 
 def required_metrics(config: dict) -> list[Path]:
     """Relative metrics files every table needs (Snakemake's `tables` rule asks for exactly these)."""
-    return sorted({src.path(Path(".")) for src in row_sources(config).values() if src is not None})
+    return sorted({path for src in row_sources(config).values() if src is not None
+                   for path in src.paths(Path("."), config["seeds"])})
 
 
 def protocol(metric: str, dataset: str, config: dict) -> str:
@@ -140,21 +151,33 @@ def absent_datasets(config: dict) -> set[str]:
     return {name for name, key in SET_OF_DATASET.items() if key in absent_sets(config)}
 
 
-def _reproduced(source: Source, metrics_dir: Path, dataset: str, metric: str) -> float:
-    path = source.path(metrics_dir)
-    data = read_json(path, made_by=source.made_by)
+def _value(path: Path, made_by: str, dataset: str, metric: str) -> float:
+    data = read_json(path, made_by=made_by)
     key = METRIC_KEYS[metric]
     try:
         return float(data[key]) if metric == "seconds" else float(data["datasets"][dataset][key])
     except KeyError:
-        raise ValueError(f"{path} holds no {metric} for {dataset}; rerun the rule `{source.made_by}`") from None
+        raise ValueError(f"{path} holds no {metric} for {dataset}; rerun the rule `{made_by}`") from None
+
+
+def _reproduced(source: Source, metrics_dir: Path, seeds, dataset: str, metric: str) -> list[float]:
+    """The value of every training seed (one value for a baseline)."""
+    return [_value(path, made_by, dataset, metric) for path, made_by in source.made_by_each(metrics_dir, seeds)]
+
+
+def seed_summary(values: list[float]) -> tuple[float, float]:
+    """(mean, sample standard deviation) over seeds; the deviation is NaN for a single seed."""
+    series = pd.Series(values, dtype=float)
+    return float(series.mean()), float(series.std(ddof=1)) if len(series) > 1 else float("nan")
 
 
 def build_long(config: dict, metrics_dir: str | Path) -> pd.DataFrame:
-    """One row per (table, row, dataset, metric): paper value, reproduced value, difference, status."""
+    """One row per (table, row, dataset, metric): paper value, reproduced value (the mean over the training
+    seeds), its standard deviation over them, every seed's value, difference, status."""
     metrics_dir = Path(metrics_dir)
     sources = row_sources(config)
     absent = absent_datasets(config)
+    seeds = config["seeds"]
     paper = paper_values()
     records = []
     keys = list(dict.fromkeys(zip(paper["table"], paper["row"])))
@@ -171,19 +194,22 @@ def build_long(config: dict, metrics_dir: str | Path) -> pd.DataFrame:
         for dataset, metric in shape:
             paper_value = cells[(cells["dataset"] == dataset) & (cells["metric"] == metric)]["value"]
             paper_value = float(paper_value.iloc[0]) if len(paper_value) else float("nan")
+            values = []
             if source is None:
                 status = ("reported" if (table, row) not in sources
                           else NOT_RUN.get(row, "not run (not in train.ablation_variants)"))
-                reproduced = float("nan")
             elif dataset in absent:
-                status, reproduced = ABSENT_STATUS, float("nan")
+                status = ABSENT_STATUS
             else:
                 status = "reproduced"
-                reproduced = _reproduced(source, metrics_dir, "DP" if dataset == "-" else dataset, metric)
+                values = _reproduced(source, metrics_dir, seeds, "DP" if dataset == "-" else dataset, metric)
+            reproduced, std = seed_summary(values) if values else (float("nan"), float("nan"))
             records.append({"table": table, "row": row, "dataset": dataset, "metric": metric,
                             "protocol": protocol(metric, dataset, config), "paper": paper_value,
-                            "reproduced": reproduced, "difference": reproduced - paper_value, "status": status,
-                            "results_file": str(source.path(metrics_dir)) if source else ""})
+                            "reproduced": reproduced, "std": std, "seeds": len(values),
+                            "per_seed": ";".join(f"{v:.6g}" for v in values),
+                            "difference": reproduced - paper_value, "status": status,
+                            "results_file": ";".join(str(p) for p in source.paths(metrics_dir, seeds)) if source else ""})
     return pd.DataFrame.from_records(records)
 
 
@@ -198,9 +224,15 @@ def _fmt(value: float, metric: str, signed: bool = False) -> str:
     return f"{value:{sign}.{2 if metric.startswith('PSNR') else 3}f}"
 
 
-def cell_text(paper: float, reproduced: float, metric: str, status: str = "") -> str:
+def cell_text(paper: float, reproduced: float, metric: str, status: str = "", std: float = float("nan")) -> str:
     """'paper / reproduced (difference)'; '0.420 (paper)' for a reported cell; '0.875 (ours)' for a new row;
-    '0.420 (paper) / not run: data absent' for a test set the profile does not have."""
+    '0.420 (paper) / not run: data absent' for a test set the profile does not have. Over several seeds the
+    reproduced value is 'mean ± std'."""
+    if not pd.isna(reproduced) and not pd.isna(std):
+        shown = f"{_fmt(reproduced, metric)} ± {_fmt(std, metric)}"
+        if pd.isna(paper):
+            return f"{shown} (ours)"
+        return f"{_fmt(paper, metric)} / {shown} ({_fmt(reproduced - paper, metric, signed=True)})"
     if status == ABSENT_STATUS:
         return f"{_fmt(paper, metric)} (paper) / {ABSENT_STATUS}" if not pd.isna(paper) else ABSENT_STATUS
     if pd.isna(reproduced) and pd.isna(paper):
@@ -217,8 +249,8 @@ def wide(long: pd.DataFrame, table: int) -> pd.DataFrame:
     part = long[long["table"] == table]
     part = part.assign(column=[METRIC_LABELS[m] if d == "-" else f"{d} {METRIC_LABELS[m]}"
                                for d, m in zip(part["dataset"], part["metric"])],
-                       cell=[cell_text(p, r, m, s) for p, r, m, s in
-                             zip(part["paper"], part["reproduced"], part["metric"], part["status"])])
+                       cell=[cell_text(p, r, m, s, d) for p, r, m, s, d in
+                             zip(part["paper"], part["reproduced"], part["metric"], part["status"], part["std"])])
     order = list(dict.fromkeys(part["row"]))
     columns = list(dict.fromkeys(part["column"]))
     grid = part.pivot(index="row", columns="column", values="cell").reindex(index=order, columns=columns)
@@ -244,8 +276,8 @@ def timing_note(long: pd.DataFrame, table: int) -> str:
     if rows.empty:
         return ""
     machines, inputs, working = {}, {}, []
-    for row, path in zip(rows["row"], rows["results_file"]):
-        data = read_json(path)
+    for row, paths in zip(rows["row"], rows["results_file"]):
+        data = read_json(paths.split(";")[0])
         timing = data.get("timing", {})
         device = timing.get("device", data.get("device", "?"))
         machines.setdefault(timing.get("machine", "machine not recorded"), []).append(f"{row} on {device}")
@@ -253,7 +285,11 @@ def timing_note(long: pd.DataFrame, table: int) -> str:
         if data.get("variant") == "baseline":
             working.append(f"{row}: {data.get('working_resolution', 'not recorded')}")
         else:
-            working.append(f"{row}: network input {data.get('image_size', '?')}x{data.get('image_size', '?')}")
+            scale = data.get("scale") or {"mode": "squash"}
+            size = data.get("image_size", "?")
+            working.append(f"{row}: network input the whole test image at a longer side of {scale['longer_side']} px "
+                           f"(trained on {size}x{size} crops)" if scale["mode"] == "photo"
+                           else f"{row}: network input {size}x{size}")
     where = "; ".join(f"{machine} ({', '.join(who)})" for machine, who in machines.items())
     if len(inputs) == 1:
         sizes = next(iter(inputs))
@@ -274,10 +310,10 @@ def legend(table: int, config: dict) -> str:
         cells += (f" {' and '.join(absent)}: '{ABSENT_STATUS}' (this profile has no such data: "
                   + ", ".join(f"data.sets.{SET_OF_DATASET[name]}: none" for name in absent) + ").")
     if table in (1, 4):
-        return (f"{cells} Datasets: CUHK and DUT test sets. Protocol (the authors' evaluation code): F_max = mean "
+        return (f"{cells}{seeds_text(config)} Datasets: CUHK and DUT test sets. Protocol (the authors' evaluation code): F_max = mean "
                 "over images of the maximum F_beta (beta^2 = 0.3) over thresholds i/255 of the map divided by its "
                 f"maximum; MAE of the map at {size}x{size} against the GT binarised at 125/255.")
-    text = (f"{cells} Dataset: DP (DPDD) test set. Protocol: output (the composite R(1 - M) + I M) and sharp "
+    text = (f"{cells}{seeds_text(config)} Dataset: DP (DPDD) test set. Protocol: output (the composite R(1 - M) + I M) and sharp "
             f"target as 8-bit RGB at {size}x{size}; PSNR on [0, 1]; SSIM (7x7 uniform window, over colour "
             "channels); MAE over the three channels.")
     if config["data"]["heldout_fullclear"]:
@@ -288,8 +324,23 @@ def legend(table: int, config: dict) -> str:
     return text
 
 
+def _seed_cell(values: list[float]) -> str:
+    mean, std = seed_summary(values)
+    return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
+
+
+def seeds_text(config: dict) -> str:
+    """The legend's sentence on seeds, where there are several."""
+    seeds = config["seeds"]
+    if len(seeds) == 1:
+        return ""
+    return (f" Trained rows: mean ± standard deviation over {len(seeds)} training seeds ({', '.join(map(str, seeds))}); "
+            "every seed's value is in the CSV's per_seed column.")
+
+
 def validation_markdown(config: dict, metrics_dir: str | Path) -> str:
-    """The validation split's scores of every detection row of Tables 1 and 4 (empty without a split)."""
+    """The validation split's scores of every detection row of Tables 1 and 4 (empty without a split);
+    mean ± std over the training seeds where there are several."""
     if not config["data"]["validation"]:
         return ""
     metrics_dir, name = Path(metrics_dir), VALIDATION_SET[1]
@@ -299,16 +350,15 @@ def validation_markdown(config: dict, metrics_dir: str | Path) -> str:
         if table not in (1, 4) or source is None or source in seen:
             continue
         seen.add(source)
-        data = read_json(source.path(metrics_dir), made_by=source.made_by)
-        scores = data["datasets"].get(name)
-        if scores is None:
-            raise ValueError(f"{source.path(metrics_dir)} holds no {name} scores; rerun the rule `{source.made_by}`")
-        lines.append(f"| {row} | {scores['fmax']:.3f} | {scores['mae']:.3f} | {source.path(metrics_dir)} |")
+        made = source.made_by_each(metrics_dir, config["seeds"])
+        paths = [path for path, _ in made]
+        cells = [_seed_cell([_value(path, by, name, metric) for path, by in made]) for metric in ("Fmax", "MAE")]
+        lines.append(f"| {row} | {cells[0]} | {cells[1]} | {'; '.join(str(p) for p in paths)} |")
     return "\n".join(lines)
 
 
 def latex_escape(text: str) -> str:
-    replacements = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    replacements = {"±": r"$\pm$", "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
     return "".join(replacements.get(char, char) for char in str(text))
 

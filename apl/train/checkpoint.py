@@ -81,14 +81,14 @@ def load_weights(path: str | Path, config: dict | None = None) -> tuple[dict, di
     """
     path = Path(path)
     if path.is_dir():
-        raise WeightsError(f"{path} is a folder; pass a weights file, e.g. results/demo/runs/ufat/gsr_O3/weights.pt")
+        raise WeightsError(f"{path} is a folder; pass a weights file, e.g. results/demo/runs/seed0/ufat/gsr_O3/weights.pt")
     if not path.exists():
         raise WeightsError(f"weights file not found: {path}")
     saved = load(path)
     if not isinstance(saved, dict) or not isinstance(saved.get("networks"), dict) or not saved["networks"]:
         what = "a resume state (resume.pt)" if isinstance(saved, dict) and "optimizers" in saved else "another format"
         raise WeightsError(f"{path} is not an apl weights file (it is {what}); pass the weights.pt a training stage "
-                           "wrote, e.g. results/<profile>/runs/ufat/gsr_O3/weights.pt")
+                           "wrote, e.g. results/<profile>/runs/seed0/ufat/gsr_O3/weights.pt")
     meta = saved.get("meta") or {}
     if meta.get("format") == FORMAT:
         if meta.get("format_version", 0) > FORMAT_VERSION:

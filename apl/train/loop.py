@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import shutil
 import time
 import zlib
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from apl.data.cache import load_cache
+from apl.data.scale import cut, random_crops
 from apl.models.deblurrer import clipped_share, fuse_ufat_branches
 from apl.io import write_text
 from apl.models.factory import bf16_enabled, build, configure_torch
@@ -81,8 +83,12 @@ def to_float(batch: torch.Tensor) -> torch.Tensor:
 
 class StageTrainer:
     def __init__(self, config: dict, stage: str, variant: str, cache_dir: str | Path,
-                 init: str | Path | None, out_dir: str | Path):
+                 init: str | Path | None, out_dir: str | Path, seed: int | None = None,
+                 init_gws: str | Path | None = None):
         self.config, self.train_cfg = config, config["train"]
+        # the training seed (one of config `seeds`); config `seed` is the data's
+        self.seed = config["seeds"][0] if seed is None else int(seed)
+        self.crop = config["image_size"] if config["scale"]["mode"] == "photo" else None
         self.stage = schedule.get(stage)
         self.variant = schedule.gsr_variant(stage, variant)
         self.label = f"{schedule.run_variant(stage, variant)}/{stage}"   # the run folder, for messages
@@ -91,10 +97,15 @@ class StageTrainer:
         self.cuda = self.device.type == "cuda"
         if self.cuda:
             torch.backends.cudnn.benchmark = self.train_cfg["cudnn_benchmark"]
-        torch.manual_seed(stable_seed(config["seed"], self.variant, stage, "init"))
+        torch.manual_seed(stable_seed(self.seed, self.variant, stage, "init"))
         self.nets = {name: build(name, config, self.variant) for name in self.stage.networks}
         if init is not None:
             self._load_init(Path(init))
+        if init_gws is not None:   # train.gws_start: single_gws
+            saved = checkpoint.load(init_gws, made_by="the single_gws training rule")["networks"]
+            if "gws" not in saved:
+                raise TrainingError(f"{init_gws} holds no 'gws' network for stage {self.stage.name} to start from")
+            self.nets["gws"].load_state_dict(saved["gws"])
         self.bf16 = bf16_enabled(self.train_cfg["bf16"], self.device)
         self.channels_last = self.train_cfg["channels_last"]
         memory = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -109,8 +120,8 @@ class StageTrainer:
         if "gsr" in self.nets:
             fuse_ufat_branches(self.nets["gsr"], self.train_cfg["fused_ufat"])
         # G_sr phases: the frozen G_ws (eval mode) maps an image to the same map all phase long, so each map is
-        # computed once, at the image's first batch, and kept on the device
-        self.maps_once = self.stage.kind == "gsr" and self.train_cfg["frozen_maps_once"]
+        # computed once, at the image's first batch, and kept on the device (not for random crops)
+        self.maps_once = self.stage.kind == "gsr" and self.train_cfg["frozen_maps_once"] and self.crop is None
         self._maps: torch.Tensor | None = None
         self._mapped: torch.Tensor | None = None
         compile_mode = self.train_cfg["compile"]
@@ -150,11 +161,13 @@ class StageTrainer:
         if self.stage.kind == "pretrain":
             synthetic = load_cache(cache_dir / "synthetic.npz")
             self.inputs = torch.from_numpy(synthetic["blurred"]).to(on)
+            self.shapes = _shapes(synthetic, "blurred")
             self.targets = torch.from_numpy(synthetic["sharp"]).to(on)
-            self.masks = torch.from_numpy(synthetic["masks"].astype(np.float32)).unsqueeze(1).to(on)
+            self.masks = torch.from_numpy(synthetic["masks"].astype(np.float32)).to(on)
             return
         train = load_cache(cache_dir / "train.npz")
         self.inputs = torch.from_numpy(train["images"]).to(on)
+        self.shapes = _shapes(train, "images")
         # G_ws's pixel target: B(I) (Eq. 7), or the GT masks the release's `1204gt` folder appears to hold
         masks = (self.stage.gws_target or self.train_cfg["gws_target"]) == "masks"
         if masks and "masks" not in train:
@@ -162,9 +175,11 @@ class StageTrainer:
                                 f"{cache_dir / 'train.npz'} holds none: the prepared training set has masks only for "
                                 "the demo and data.sets.train: original_cuhk (train.gws_target: prior otherwise)")
         target = train["masks"] if masks else train["priors"]
-        self.gws_targets = torch.from_numpy(target.astype(np.float32)).unsqueeze(1).to(on)
+        self.gws_targets = torch.from_numpy(target.astype(np.float32)).to(on)
         if "d" in self.nets:
-            self.fullclear = torch.from_numpy(load_cache(cache_dir / "fullclear.npz")["images"]).to(on)
+            fullclear = load_cache(cache_dir / "fullclear.npz")
+            self.fullclear = torch.from_numpy(fullclear["images"]).to(on)
+            self.fullclear_shapes = _shapes(fullclear, "images")
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -175,6 +190,24 @@ class StageTrainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
+    def _window(self, arrays: list[torch.Tensor], shapes: torch.Tensor, index: torch.Tensor,
+                generator: torch.Generator) -> list[torch.Tensor]:
+        """The indexed images of aligned arrays (image, its target, its mask): whole (scale.mode squash), or
+        the same random image_size crop and flip of each image in all of them (photo)."""
+        if self.crop is None:
+            return [a[index] for a in arrays]
+        windows = random_crops(shapes, index, self.crop, generator)
+        return [cut(a[index], windows, self.crop) for a in arrays]
+
+    def _set_learning_rates(self, step: int, total: int) -> None:
+        """train.lr_schedule cosine: every optimiser's rate decays from its setting to 0 over the stage."""
+        if self.train_cfg["lr_schedule"] != "cosine":
+            return
+        factor = 0.5 * (1.0 + math.cos(math.pi * step / total))
+        for name, optimizer in self.optimizers.items():
+            for group in optimizer.param_groups:
+                group["lr"] = self._optimizer_settings(name)["lr"] * factor
+
     # -- one step ----------------------------------------------------------------------------
     def _step(self, index: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
         nets, kind = self.nets, self.stage.kind
@@ -182,23 +215,28 @@ class StageTrainer:
             # CUDA graphs reuse their output buffers from one iteration to the next: say where one begins
             # (torch's guess fails when a step calls the same network several times, as D is here)
             torch.compiler.cudagraph_mark_step_begin()
-        image = self._prep(self.inputs[index])
         losses: dict[str, torch.Tensor] = {}
+        if kind == "pretrain":
+            image, target, mask = self._window([self.inputs, self.targets, self.masks], self.shapes, index, generator)
+        else:
+            image, prior_target = self._window([self.inputs, self.gws_targets], self.shapes, index, generator)
+            prior_target = prior_target.unsqueeze(1)
+        image = self._prep(image)
         with self._autocast():
             if kind == "pretrain":
-                result = nets["gsr"](image, self.masks[index])
+                result = nets["gsr"](image, mask.unsqueeze(1))
                 # "reconstruction": R is compared with the sharp image everywhere, so G_sr also learns to leave
                 # in-focus content alone (a soft map later lets R show through there); "composite": only the
                 # composite, whose in-focus pixels are copies of the input (R unsupervised under M = 1)
                 out = result["reconstruction" if self.train_cfg["pretrain_target"] == "reconstruction" else "out"]
-                target = self._prep(self.targets[index])
+                target = self._prep(target)
                 distance = F.l1_loss if self.train_cfg["pretrain_loss"] == "l1" else F.mse_loss
                 losses["g_total"] = losses["pixel"] = distance(out.float(), target)
                 self._update("gsr", losses["g_total"])
                 return {k: v.item() for k, v in losses.items()}
             if kind == "single_gws":
                 focus = nets["gws"](image)
-                losses["g_total"] = losses["prior"] = self._prior_loss(focus, index)
+                losses["g_total"] = losses["prior"] = self._prior_loss(focus, prior_target)
                 self._update("gws", losses["g_total"])
                 return {k: v.item() for k, v in losses.items()}
 
@@ -218,7 +256,7 @@ class StageTrainer:
             out = result["out"]
             # D: full-clear images are real, composites are fake (Eq. 6), D loss = 0.5 (real + fake).
             real_index = torch.randint(len(self.fullclear), (len(index),), generator=generator).to(self.device)
-            real = self._prep(self.fullclear[real_index])
+            real = self._prep(self._window([self.fullclear], self.fullclear_shapes, real_index, generator)[0])
             def seen(x):   # what D sees: train.d_augment's random draw, fresh for every image and call
                 return augment(x, self.train_cfg["d_augment"], generator)
             real_logits, fake_logits = nets["d"](seen(real)), nets["d"](seen(out.detach()))
@@ -230,7 +268,7 @@ class StageTrainer:
             nets["d"].requires_grad_(True)
             total = losses["adv"]
             if kind == "gws":
-                losses["prior"] = self._prior_loss(focus, index)
+                losses["prior"] = self._prior_loss(focus, prior_target)
                 total = total + self.train_cfg["prior_weight"] * losses["prior"]
             losses["g_total"] = total
         self._update(generator_name, total)
@@ -253,10 +291,10 @@ class StageTrainer:
         maps = self._maps[index]
         return maps.contiguous(memory_format=torch.channels_last) if self.channels_last else maps
 
-    def _prior_loss(self, focus: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    def _prior_loss(self, focus: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """||G_ws(I) - B(I)||_1 of Eq. 7: "sum" is the norm itself (summed over an image's pixels,
         averaged over the batch); "mean" divides it by the number of pixels as well."""
-        distance = (focus.float() - self.gws_targets[index]).abs()
+        distance = (focus.float() - target).abs()
         if self.train_cfg["prior_reduction"] == "sum":
             return distance.flatten(1).sum(1).mean()
         return distance.mean()
@@ -277,10 +315,11 @@ class StageTrainer:
 
     # -- resume state ------------------------------------------------------------------------
     def _settings(self) -> dict:
-        return {key: self.config[key] for key in schedule.TRAINING_KEYS}
+        return {**{key: self.config[key] for key in schedule.TRAINING_KEYS}, "seed": self.seed}
 
     def _state(self, epoch: int, rows: list[dict]) -> dict:
-        return {"stage": self.stage.name, "variant": self.variant, "config": self.config, "epoch": epoch,
+        return {"stage": self.stage.name, "variant": self.variant, "config": self.config, "seed": self.seed,
+                "epoch": epoch,
                 "networks": {k: v.state_dict() for k, v in self.nets.items()},
                 "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
                 "losses": rows, "torch_rng": torch.get_rng_state()}
@@ -290,7 +329,7 @@ class StageTrainer:
         if not path.exists():
             return 0, []
         state = checkpoint.load(path)
-        saved = {key: state["config"].get(key) for key in schedule.TRAINING_KEYS}
+        saved = {**{key: state["config"].get(key) for key in schedule.TRAINING_KEYS}, "seed": state.get("seed")}
         if (state["stage"], state["variant"], saved) != (self.stage.name, self.variant, self._settings()):
             log.warning("%s was written with other training settings; starting this stage afresh", path)
             return 0, []
@@ -312,13 +351,14 @@ class StageTrainer:
                    unit="step", dynamic_ncols=True, mininterval=1.0)
         for epoch in range(first_epoch, self.epochs):
             self.epoch = epoch
-            generator = torch.Generator().manual_seed(stable_seed(self.config["seed"], self.variant, self.stage.name, epoch))
+            generator = torch.Generator().manual_seed(stable_seed(self.seed, self.variant, self.stage.name, epoch))
             order = torch.randperm(len(self.inputs), generator=generator)
             batch = self.train_cfg["batch_size"]
             epoch_start = time.perf_counter()
             for step in range(self.steps):
                 self.step_in_epoch = step
                 index = order[(torch.arange(batch) + step * batch) % len(order)].to(self.device)
+                self._set_learning_rates(epoch * self.steps + step, total_steps)
                 values = self._step(index, generator)
                 rows.append({"epoch": epoch + 1, "step": step + 1, **{k: round(v, 6) for k, v in values.items()}})
                 bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
@@ -329,7 +369,7 @@ class StageTrainer:
             write_losses(self.out_dir / LOSSES_SO_FAR, rows)
         bar.close()
         meta = {"stage": self.stage.name, "variant": self.variant, "run": self.label, "epochs": self.epochs,
-                "steps_per_epoch": self.steps, "device": str(self.device),
+                "steps_per_epoch": self.steps, "device": str(self.device), "seed": self.seed,
                 "seconds_this_run": round(time.perf_counter() - started, 2)}
         checkpoint.save_weights(self.out_dir / WEIGHTS, self.nets, meta, config=self.config)
         write_losses(self.out_dir / LOSSES, rows)
@@ -358,5 +398,13 @@ def write_losses(path: Path, rows: list[dict]) -> None:
     write_text(path, buffer.getvalue())
 
 
-def train_stage(config: dict, stage: str, variant: str, cache_dir, init, out_dir) -> dict:
-    return StageTrainer(config, stage, variant, cache_dir, init, out_dir).run()
+def _shapes(cache: dict, key: str) -> torch.Tensor:
+    """Every cached image's (height, width); caches written before scale.mode existed hold whole squares."""
+    if "shapes" in cache:
+        return torch.from_numpy(cache["shapes"].astype(np.int64))
+    return torch.tensor(cache[key].shape[1:3]).repeat(len(cache[key]), 1)
+
+
+def train_stage(config: dict, stage: str, variant: str, cache_dir, init, out_dir, seed: int | None = None,
+                init_gws=None) -> dict:
+    return StageTrainer(config, stage, variant, cache_dir, init, out_dir, seed, init_gws).run()

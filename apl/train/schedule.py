@@ -54,7 +54,7 @@ def _build() -> dict[str, Stage]:
     # Single G_ws supervised by the training images' GT masks instead of B(I): what the release's
     # `train_data/1204gt` target amounts to (REPORT.md); a row of Table 1 marked as ours
     stages["single_gws_masks"] = Stage("single_gws_masks", "single_gws", None, "single", gws_target="masks")
-    stages["single_gsr"] = Stage("single_gsr", "single_gsr", "pretrain", "single")
+    stages["single_gsr"] = Stage("single_gsr", "single_gsr", "pretrain", "single_gsr")
     return stages
 
 
@@ -88,6 +88,18 @@ def previous_run(stage: str, variant: str) -> tuple[str, str] | None:
     if previous is None:
         return None
     return ("ugan" if stage == "single_gsr" else variant), previous
+
+
+# train.gws_start: what G_ws starts from in its first adversarial phase
+GWS_STARTS = ("scratch", "single_gws")
+
+
+def gws_start(stage: str, config: dict) -> str | None:
+    """The stage whose G_ws initialises `stage`'s G_ws beside its `previous` weights: single_gws for gws_O1 when
+    train.gws_start is single_gws (the prior-only G_ws, then refined adversarially), else None."""
+    if stage == "gws_O1" and config["train"]["gws_start"] == "single_gws":
+        return "single_gws"
+    return None
 
 
 def run_dir(results: str | Path, variant: str, stage: str) -> Path:

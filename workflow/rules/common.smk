@@ -14,6 +14,10 @@ GPU = 1 if cuda_expected(config["device"]) else 0
 # this often; it resumes from its last finished epoch.
 TRAIN_RETRIES = 2
 TABLE_FILES = [f"{RESULTS}/tables/table{n}.{ext}" for n in (1, 2, 3, 4, 5) for ext in ("csv", "md", "tex")]
+# The training seeds: every trained run and its evaluation lies under seed<N>/ (runs/, metrics/, maps/, logs/);
+# the classic baselines, which learn nothing, are evaluated once. The qualitative figures show the first seed.
+SEEDS = config["seeds"]
+FIRST_SEED = SEEDS[0]
 
 
 wildcard_constraints:
@@ -21,6 +25,7 @@ wildcard_constraints:
     run=RUN_PATTERN,
     n="[123]",
     stage="|".join(schedule.STAGES),
+    seed="[0-9]+",
 
 
 def apl(command, arguments, with_config=True):
@@ -29,22 +34,36 @@ def apl(command, arguments, with_config=True):
     return f"{APL} {command}{config_flags} {arguments} > {{log}} 2>&1"
 
 
-def weights_file(run, stage):
-    return f"{RESULTS}/runs/{run}/{stage}/weights.pt"
+def weights_file(run, stage, seed="{seed}"):
+    return f"{RESULTS}/runs/seed{seed}/{run}/{stage}/weights.pt"
 
 
-def losses_file(run, stage):
-    return f"{RESULTS}/runs/{run}/{stage}/losses.csv"
+def losses_file(run, stage, seed="{seed}"):
+    return f"{RESULTS}/runs/seed{seed}/{run}/{stage}/losses.csv"
 
 
-def metrics_file(run, stage):
-    return f"{RESULTS}/metrics/{run}/{stage}.json"
+def metrics_file(run, stage, seed="{seed}"):
+    """A stage's evaluation (one per seed); the baselines' are not per seed."""
+    if run == "baselines":
+        return f"{RESULTS}/metrics/baselines/{stage}.json"
+    return f"{RESULTS}/metrics/seed{seed}/{run}/{stage}.json"
+
+
+def every_seed(path):
+    """A per-seed path pattern for every training seed."""
+    return [path.format(seed=seed) for seed in SEEDS] if "{seed}" in path else [path]
 
 
 def init_weights(stage, variant):
     """The previous stage's weights (schedule.previous_run), as a Snakemake input list."""
     previous = schedule.previous_run(stage, variant)
     return [weights_file(*previous)] if previous else []
+
+
+def init_gws_weights(stage):
+    """The weights G_ws starts from beside the previous stage's (train.gws_start), as a Snakemake input list."""
+    start = schedule.gws_start(stage, config)
+    return [weights_file(schedule.SINGLE, start)] if start else []
 
 
 def train_settings(wildcards):
@@ -58,8 +77,9 @@ def train_params(stage_of, run_of):
         stage=stage_of,
         variant=run_of,
         cache_dir=lambda wildcards, input: os.path.dirname(input[0]),   # the caches come first
-        out_dir=lambda wildcards: f"{RESULTS}/runs/{run_of(wildcards)}/{stage_of(wildcards)}",
-        init=lambda wildcards, input: f"--init {input.init}" if input.get("init") else "",
+        out_dir=lambda wildcards: f"{RESULTS}/runs/seed{wildcards.seed}/{run_of(wildcards)}/{stage_of(wildcards)}",
+        init=lambda wildcards, input: (f"--init {input.init}" if input.get("init") else "")
+        + (f" --init-gws {input.init_gws}" if input.get("init_gws") else ""),
         settings=train_settings,
     )
 
@@ -68,5 +88,5 @@ def train_params(stage_of, run_of):
 TRAIN = apl(
     "train",
     "--stage {params.stage} --variant {params.variant} --cache-dir {params.cache_dir} {params.init} "
-    "--out-dir {params.out_dir}",
+    "--out-dir {params.out_dir} --seed {wildcards.seed}",
 )

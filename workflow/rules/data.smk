@@ -8,6 +8,7 @@ if config["data"]["source"] == "demo":
         params:
             demo=config["data"]["demo"],
             size=config["image_size"],
+            scale=config["scale"],
             seed=config["seed"],
         log:
             f"{RESULTS}/logs/demo_data.log",
@@ -49,7 +50,7 @@ else:
             # the validation split and the held-out full-clear images (made into synthetic pairs here)
             splits={key: config["data"][key] for key in ("validation", "heldout_fullclear")},
             heldout_pairs=(
-                {"synthesis": config["synthesis"], "size": config["image_size"]}
+                {"synthesis": config["synthesis"], "size": config["image_size"], "scale": config["scale"]}
                 if config["data"]["heldout_fullclear"]
                 else None
             ),
@@ -68,6 +69,7 @@ rule synthesize:
     params:
         synthesis=config["synthesis"],
         size=config["image_size"],
+        scale=config["scale"],
         seed=config["seed"],
     threads: 2   # the command's worker processes
     log:
@@ -85,6 +87,7 @@ rule cache:
         set="train|fullclear|synthetic",
     params:
         size=config["image_size"],
+        scale=config["scale"],
         prior=lambda wildcards: config["prior"] if wildcards.set == "train" else None,
     threads: 2   # the command's worker processes
     log:

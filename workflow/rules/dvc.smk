@@ -6,12 +6,17 @@ from apl.data.layout import absent_sets
 from apl.dvcpipeline import dvc_yaml_path, plotdata
 from apl.dvcpipeline.timestamps import restore_at_start
 
-# Every training job's losses and every detection evaluation, from the metrics the pipeline writes.
+# Every training job's losses and every detection evaluation of the first seed (and the baselines), from the
+# metrics the pipeline writes.
 DVC_LOSSES, DVC_CURVES = plotdata.sources(
-    [path for path in rules.all.input if isinstance(path, str)]
-    + [f"{RESULTS}/metrics/{path}" for path in required_metrics(config)],
+    [
+        path
+        for path in [path for path in rules.all.input if isinstance(path, str)]
+        + [f"{RESULTS}/metrics/{path}" for path in required_metrics(config)]
+        if "/seed" not in path or f"/seed{FIRST_SEED}/" in path
+    ],
     metrics_dir=f"{RESULTS}/metrics",
-    losses_file=losses_file,
+    losses_file=lambda run, stage: losses_file(run, stage, FIRST_SEED),
     run_order=[MAIN, *config["train"]["ablation_variants"], schedule.SINGLE],
 )
 DVC_PLOT_FILES = [

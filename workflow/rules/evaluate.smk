@@ -8,13 +8,13 @@ rule evaluate:
         datasets=f"{DATA}/datasets",
     output:
         metrics=metrics_file("{run}", "{stage}"),
-        maps=directory(f"{RESULTS}/maps/{{run}}/{{stage}}"),
+        maps=directory(f"{RESULTS}/maps/seed{{seed}}/{{run}}/{{stage}}"),
     params:
         evaluation=config["evaluation"],
     resources:
         gpu=GPU,   # the network runs on the GPU, and Table 4 times it: alone on its device
     log:
-        f"{RESULTS}/logs/{{run}}/evaluate_{{stage}}.log",
+        f"{RESULTS}/logs/seed{{seed}}/{{run}}/evaluate_{{stage}}.log",
     shell:
         apl(
             "evaluate",

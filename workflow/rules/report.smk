@@ -9,20 +9,23 @@ report: "../report/workflow.rst"
 REPORT_DIR = "../report"   # captions: relative to this file
 FIGURES = f"{RESULTS}/figures"
 DETECTION_BASELINES = [name for name, (task, _) in BASELINES.items() if task == "detection"]
-# Figure 7: every detection method this run evaluates (training stages, then the classic detectors).
-DETECTION_CURVES = (
-    [metrics_file(schedule.SINGLE, "single_gws")]
+# Figure 7: every detection method this run evaluates (training stages, then the classic detectors); a
+# training stage's curve is the mean over the seeds, so every seed's file is an input.
+DETECTION_CURVES = [
+    path
+    for pattern in [metrics_file(schedule.SINGLE, "single_gws")]
     + [metrics_file(MAIN, f"gws_O{n}") for n in schedule.ROUNDS]
     + [metrics_file("baselines", name) for name in DETECTION_BASELINES]
-)
-# Figure 6 columns: the prior B(I), the classic detectors, Single G_ws, ours.
-DETECTION_COLUMNS = (
-    [metrics_file("baselines", name) for name in DETECTION_BASELINES]
-    + [metrics_file(schedule.SINGLE, "single_gws"), metrics_file(MAIN, "gws_O3")]
-)
-DEBLUR_COLUMNS = [metrics_file(schedule.SINGLE, "single_gsr"), metrics_file(MAIN, "gsr_O3")]
-TRAINING_LOSSES = [losses_file(MAIN, stage) for stage in schedule.ALTERNATION] + [
-    losses_file(schedule.SINGLE, stage) for stage in ("single_gws", "single_gsr")
+    for path in every_seed(pattern)
+]
+# Figure 6 columns: the prior B(I), the classic detectors, Single G_ws, ours (the first seed's maps).
+DETECTION_COLUMNS = [metrics_file("baselines", name) for name in DETECTION_BASELINES] + [
+    metrics_file(schedule.SINGLE, "single_gws", FIRST_SEED),
+    metrics_file(MAIN, "gws_O3", FIRST_SEED),
+]
+DEBLUR_COLUMNS = [metrics_file(schedule.SINGLE, "single_gsr", FIRST_SEED), metrics_file(MAIN, "gsr_O3", FIRST_SEED)]
+TRAINING_LOSSES = [losses_file(MAIN, stage, FIRST_SEED) for stage in schedule.ALTERNATION] + [
+    losses_file(schedule.SINGLE, stage, FIRST_SEED) for stage in ("single_gws", "single_gsr")
 ]
 FIGURE_FILES = [f"{FIGURES}/{stem}.png" for stem in ("figure7", "figure6", "figure9", "training_curves")]
 
@@ -38,7 +41,7 @@ rule tables:
             for path in TABLE_FILES
         ],
     params:
-        metrics=lambda wildcards, input: os.path.dirname(os.path.dirname(input[0])),   # metrics/<run>/<stage>.json
+        metrics=f"{RESULTS}/metrics",
         out=lambda wildcards, output: os.path.dirname(output[0]),
         train=config["train"],
     log:

@@ -15,7 +15,7 @@ rule pretrain_gsr:
         gpu=GPU,
     retries: TRAIN_RETRIES
     log:
-        f"{RESULTS}/logs/{{variant}}/pretrain.log",
+        f"{RESULTS}/logs/seed{{seed}}/{{variant}}/pretrain.log",
     shell:
         TRAIN
 
@@ -24,6 +24,7 @@ rule train_gws:
     input:
         caches=ADVERSARIAL_CACHES,
         init=lambda wildcards: init_weights(f"gws_O{wildcards.n}", wildcards.variant),
+        init_gws=lambda wildcards: init_gws_weights(f"gws_O{wildcards.n}"),
     output:
         weights=weights_file("{variant}", "gws_O{n}"),
         losses=losses_file("{variant}", "gws_O{n}"),
@@ -33,7 +34,7 @@ rule train_gws:
         gpu=GPU,
     retries: TRAIN_RETRIES
     log:
-        f"{RESULTS}/logs/{{variant}}/gws_O{{n}}.log",
+        f"{RESULTS}/logs/seed{{seed}}/{{variant}}/gws_O{{n}}.log",
     shell:
         TRAIN
 
@@ -51,7 +52,7 @@ rule train_gsr:
         gpu=GPU,
     retries: TRAIN_RETRIES
     log:
-        f"{RESULTS}/logs/{{variant}}/gsr_O{{n}}.log",
+        f"{RESULTS}/logs/seed{{seed}}/{{variant}}/gsr_O{{n}}.log",
     shell:
         TRAIN
 
@@ -68,7 +69,7 @@ rule single_gws:
         gpu=GPU,
     retries: TRAIN_RETRIES
     log:
-        f"{RESULTS}/logs/{schedule.SINGLE}/single_gws.log",
+        f"{RESULTS}/logs/seed{{seed}}/{schedule.SINGLE}/single_gws.log",
     shell:
         TRAIN
 
@@ -87,7 +88,7 @@ rule single_gws_masks:
         gpu=GPU,
     retries: TRAIN_RETRIES
     log:
-        f"{RESULTS}/logs/{schedule.SINGLE}/single_gws_masks.log",
+        f"{RESULTS}/logs/seed{{seed}}/{schedule.SINGLE}/single_gws_masks.log",
     shell:
         TRAIN
 
@@ -105,6 +106,6 @@ rule single_gsr:
         gpu=GPU,
     retries: TRAIN_RETRIES
     log:
-        f"{RESULTS}/logs/{schedule.SINGLE}/single_gsr.log",
+        f"{RESULTS}/logs/seed{{seed}}/{schedule.SINGLE}/single_gsr.log",
     shell:
         TRAIN

@@ -1,0 +1,99 @@
+"""The real-data benchmark's claims (issue 19), checked on a finished run: mean +- std over its training seeds.
+
+    python tests/bench_claims.py results/cuhk            # after: snakemake --cores 2 --configfile config/cuhk.yaml
+
+Reads only the run's metrics files. Every claim is printed with its numbers and whether it holds; an ordering
+holds only when it is beyond the spread over the seeds (the difference of the means above twice the larger of
+the two standard deviations). Detection claims are checked on the test set and on the validation split.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+
+def values(results: Path, run: str, stage: str, dataset: str, key: str) -> list[float]:
+    """One value per seed (one for a baseline)."""
+    if run == "baselines":
+        paths = [results / "metrics" / "baselines" / f"{stage}.json"]
+    else:
+        paths = sorted((results / "metrics").glob(f"seed*/{run}/{stage}.json"))
+    if not paths:
+        raise SystemExit(f"no metrics for {run}/{stage} under {results / 'metrics'}: run the pipeline first")
+    return [float(json.loads(path.read_text())["datasets"][dataset][key]) for path in paths]
+
+
+def summary(xs: list[float]) -> tuple[float, float]:
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def text(xs: list[float], digits: int = 3) -> str:
+    mean, std = summary(xs)
+    return f"{mean:.{digits}f} +- {std:.{digits}f}" if len(xs) > 1 else f"{mean:.{digits}f}"
+
+
+def beyond(better: list[float], worse: list[float], lower_is_better: bool = False) -> bool:
+    """better's mean beats worse's by more than twice the larger standard deviation."""
+    (mb, sb), (mw, sw) = summary(better), summary(worse)
+    gap = (mw - mb) if lower_is_better else (mb - mw)
+    return gap > 2 * max(sb, sw)
+
+
+def claims(results: Path) -> list[tuple[str, str, bool]]:
+    rows = []
+    for dataset in ("CUHK", "Validation"):
+        def det(run, stage, key):
+            return values(results, run, stage, dataset, key)
+        prior_f, prior_m = det("baselines", "lbp", "fmax"), det("baselines", "lbp", "mae")
+        single_f, single_m = det("single", "single_gws", "fmax"), det("single", "single_gws", "mae")
+        o_f = {n: det("ufat", f"gws_O{n}", "fmax") for n in (1, 2, 3)}
+        o_m = {n: det("ufat", f"gws_O{n}", "mae") for n in (1, 2, 3)}
+        pf, pm = summary(prior_f)[0], summary(prior_m)[0]
+        rows.append((f"{dataset}: Single G_ws at most 0.02 below B(I)",
+                     f"F_max {text(single_f)} vs {pf:.3f}; MAE {text(single_m)} vs {pm:.3f}",
+                     summary(single_f)[0] >= pf - 0.02 and summary(single_m)[0] <= pm + 0.02))
+        rows.append((f"{dataset}: G_ws O3 above Single beyond 2 std (both metrics)",
+                     f"F_max {text(o_f[3])} vs {text(single_f)}; MAE {text(o_m[3])} vs {text(single_m)}",
+                     beyond(o_f[3], single_f) and beyond(o_m[3], single_m, lower_is_better=True)))
+        rows.append((f"{dataset}: G_ws O3 level with B(I) (F_max >= B(I) - 0.01, MAE <= B(I))",
+                     f"F_max {text(o_f[3])} vs {pf:.3f}; MAE {text(o_m[3])} vs {pm:.3f}",
+                     summary(o_f[3])[0] >= pf - 0.01 and summary(o_m[3])[0] <= pm))
+        rows.append((f"{dataset}: G_ws O1 / O2 / O3 (F_max)", " / ".join(text(o_f[n]) for n in (1, 2, 3)),
+                     summary(o_f[1])[0] <= summary(o_f[2])[0] <= summary(o_f[3])[0]))
+
+    held = "Synthetic held-out"
+    def psnr(run, stage):
+        return values(results, run, stage, held, "psnr_pooled")
+    o = {n: psnr("ufat", f"gsr_O{n}") for n in (1, 2, 3)}
+    pre, source = psnr("ufat", "pretrain"), psnr("baselines", "input")
+    rows.append(("G_sr O1 <= O2 <= O3 (held-out pooled PSNR, dB)", " / ".join(text(o[n], 2) for n in (1, 2, 3)),
+                 summary(o[1])[0] <= summary(o[2])[0] <= summary(o[3])[0]))
+    rows.append(("G_sr O3 above pretraining beyond 2 std", f"{text(o[3], 2)} vs {text(pre, 2)}", beyond(o[3], pre)))
+    rows.append(("G_sr O3 above the unchanged input", f"{text(o[3], 2)} vs {summary(source)[0]:.2f}",
+                 summary(o[3])[0] > summary(source)[0]))
+    added = [a - summary(values(results, "baselines", "input", held, "clipped"))[0]
+             for a in values(results, "ufat", "gsr_O3", held, "clipped")]
+    rows.append(("G_sr O3 saturates under 0.5% of values beyond the input's saturation",
+                 f"{text([100 * a for a in added], 2)} %", summary(added)[0] < 0.005))
+    shift = values(results, "ufat", "gsr_O3", "Real photographs", "colour_shift_in_focus")
+    blurred = values(results, "ufat", "gsr_O3", "Real photographs", "colour_shift_blurred")
+    rows.append(("G_sr O3 on real photographs: colour shift under one 8-bit level in focus",
+                 f"in focus {text(shift, 2)}, blurred regions {text(blurred, 2)} levels", summary(shift)[0] < 1.0))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, help="results/<profile> of a finished run")
+    args = parser.parse_args()
+    seeds = sorted(p.name for p in (args.results / "metrics").glob("seed*"))
+    print(f"{args.results}: {len(seeds)} training seeds ({', '.join(seeds)})\n")
+    print("| claim | measured (mean +- std over seeds) | holds |\n|---|---|---|")
+    for claim, measured, holds in claims(args.results):
+        print(f"| {claim} | {measured} | {'yes' if holds else '**no**'} |")
+
+
+if __name__ == "__main__":
+    main()
