@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: install lock demo test lint paper-dry-run clean-demo dvc-pipeline dvc-check dvc-demo dvc-test
+.PHONY: install lock demo test lint paper-dry-run clean-demo dvc-pipeline dvc-check dvc-demo dvc-test readme-figure
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,10 @@ test: install
 lint: install
 	$(BIN)/python -m pytest -q tests/test_pipeline.py -k lint
 	$(BIN)/snakemake -n --quiet rules
+
+# The README's picture (docs/images/demo.png), drawn from a finished demo run (make demo first)
+readme-figure: install
+	$(BIN)/apl showcase --results results/demo --datasets data/demo/datasets --out docs/images/demo.png
 
 clean-demo:
 	rm -rf data/demo results/demo

@@ -39,6 +39,8 @@ def cmd_download(args):
     write_json(args.out, found)
     print(f"raw datasets in place ({', '.join(f'{name}: {layout}' for name, layout in found['sets'].items())}): "
           f"{', '.join(found['folders'])}")
+    from apl.data.release_files import release_instructions
+    print(release_instructions(_config(args), indent=""))   # the authors' weights: where to get them, where to put them
 
 
 def cmd_prepare(args):
@@ -80,6 +82,20 @@ def cmd_evaluate(args):
     _print_scores(result)
 
 
+def cmd_evaluate_release(args):
+    from apl.evaluate import evaluate_release
+    from apl.data.release_files import release_instructions
+    config = _gpu_job_config(args)
+    results = evaluate_release(config, args.run_dir, args.datasets, args.maps)
+    for stage, result in results.items():
+        write_json(Path(args.out_dir) / f"{stage}.json", result)
+        if result.get("absent"):
+            print(f"{stage}: {result['status']} ({', '.join(result['missing'])} missing)")
+        else:
+            _print_scores(result)
+    print(release_instructions(config, indent=""))
+
+
 def cmd_baseline(args):
     from apl.evaluate import evaluate_baseline
     result = evaluate_baseline(_config(args), args.method, args.datasets, args.maps)
@@ -115,6 +131,11 @@ def cmd_figure9(args):
     from apl.report.figures import figure9
     for path in figure9(args.metrics, args.datasets, args.out, count=args.count):
         print(path)
+
+
+def cmd_showcase(args):
+    from apl.report.figures import showcase
+    print(showcase(args.results, args.datasets, args.out))
 
 
 def cmd_training_curves(args):
@@ -271,6 +292,13 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--datasets", type=Path, required=True)
         p.add_argument("--maps", type=Path, required=True, help="folder for the saved maps / images")
         p.add_argument("--out", type=Path, required=True)
+    p = add("evaluate-release", cmd_evaluate_release, "import the authors' released DBD.pth / deblur.pth (config "
+            "release.dbd, release.deblur) and score them on the test sets like a stage; absent files give results "
+            "files saying 'not run: weights absent'")
+    p.add_argument("--datasets", type=Path, required=True)
+    p.add_argument("--run-dir", type=Path, required=True, help="folder for the imported weights.pt and import.json")
+    p.add_argument("--maps", type=Path, required=True, help="folder for the saved maps / images")
+    p.add_argument("--out-dir", type=Path, required=True, help="folder for release_gws.json and release_gsr.json")
     p = add("baseline", cmd_baseline, "run a method of apl.baselines (classic detectors, the defocused input) "
                                       "on its test sets, time it and score it")
     p.add_argument("--method", required=True)
@@ -297,6 +325,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", type=Path, required=True, help="the prepared datasets folder (the input images)")
     p.add_argument("--count", type=int, default=4, help="DP test images shown")
     p.add_argument("--out", type=Path, required=True, help="the PNG; the PDF is written beside it")
+    p = add("showcase", cmd_showcase, "the README's picture: a row of Figure 6 above a row of Figure 9, from a "
+            "finished run (make readme-figure)", config=False)
+    p.add_argument("--results", type=Path, required=True, help="results/<profile> of a finished run")
+    p.add_argument("--datasets", type=Path, required=True, help="data/<profile>/datasets")
+    p.add_argument("--out", type=Path, required=True, help="the PNG")
     p = add("training-curves", cmd_training_curves, "plot the losses of every training phase (PNG and PDF)",
             config=False)
     p.add_argument("--losses", type=Path, nargs="+", required=True,

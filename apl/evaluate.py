@@ -16,12 +16,14 @@ import torch
 
 from apl.data.layout import (DEBLUR_SET, DETECTION_SETS, FOLDERS, MASK_FOLDERS, MASK_POLARITY, REAL_PHOTOS,
                              TARGET_FOLDERS, evaluation_sets)
-from apl.io import list_images, read_image, read_mask, write_image
+from apl.io import list_images, read_image, read_mask, write_image, write_json
 from apl.metrics.deblurring import score_deblur_dirs
 from apl.metrics.detection import score_detection_dirs
 from apl.models.factory import build, configure_torch
-from apl.data.scale import to_scale
-from apl.predict import run_tiled
+from apl.data.release_files import (RELEASE_NEEDS, RELEASE_RUN, RELEASE_STAGES, RELEASE_URL, absent_result,
+                                    release_files, release_instructions)
+from apl.data.scale import scaled_shape, to_scale
+from apl.predict import resize_image, run_tiled
 from apl.priors import prior_at_scale
 from apl.train import checkpoint, schedule
 
@@ -31,24 +33,37 @@ TILE, TILE_OVERLAP = 512, 128
 
 
 class Predictor:
-    """Loads a stage's weights and turns images (uint8 RGB, any size) into maps / deblurred images."""
+    """Loads a stage's weights and turns images (uint8 RGB, any size) into maps / deblurred images.
+
+    Weights imported from the authors' release (apl import-release: meta `release`) run as the release does,
+    whatever the profile's scale: the networks and the 160 x 160 square recorded in the weights file, the
+    photo resized to it bilinearly (meta `resize`), and G_sr's own output (ReleaseDeblurrer's `out`, the
+    release's output rule, never re-composited with the paper's formula). The device is the profile's.
+    """
 
     def __init__(self, config: dict, weights: str | Path, variant: str):
-        self.config, self.size = config, config["image_size"]
         self.device = configure_torch(config)
         saved = checkpoint.load(weights, made_by="the stage's training rule")
-        self.variant = saved["meta"].get("variant", variant)
+        meta = saved.get("meta") or {}
+        self.release = "release" in meta
+        self.config = meta["config"] if self.release else config
+        self.size = self.config["image_size"]
+        self.resample = meta.get("resize", "bicubic")
+        self.variant = meta.get("variant", variant)
         self.nets = {}
         for name, state in saved["networks"].items():
             if name == "d":
                 continue
-            net = build(name, config, self.variant)
+            net = build(name, self.config, self.variant)
             net.load_state_dict(state)
             self.nets[name] = net.to(self.device).eval()
 
     def _tensor(self, image: np.ndarray) -> torch.Tensor:
         """The image at the config's scale (squashed to the square, or the whole photo brought to its scale)."""
-        resized = np.array(to_scale(image, self.config))
+        if self.release:   # the release's loader: PIL bilinear to its 160 x 160 square
+            resized = np.array(resize_image(image, scaled_shape(*image.shape[:2], self.config), self.resample))
+        else:
+            resized = np.array(to_scale(image, self.config))
         return torch.from_numpy(resized).permute(2, 0, 1)[None].float().div(255)
 
     def _run(self, fn, x: torch.Tensor, channels: int) -> torch.Tensor:
@@ -67,7 +82,8 @@ class Predictor:
         """The composite R * (1 - M) + I * M at the working resolution, uint8 RGB.
 
         M comes from the G_ws saved with these weights; weights without one (pretraining) use the
-        blur prior B(I), and U-GAN ignores M.
+        blur prior B(I), and U-GAN ignores M. G_sr's `out` is that composite (clipped R); for the release's
+        generator it is the release's own output, clip(Q (1 - M) + I M) at 160 x 160 (apl.models.release).
         """
         if "gsr" not in self.nets:
             raise ValueError("these weights hold no deblurring generator (G_sr)")
@@ -187,17 +203,56 @@ def score_deblurring_method(method, datasets: Path, maps_dir: Path, size: int, d
     return {"task": "deblurring", "datasets": results, **_timing(parts, device)}
 
 
-def evaluate_stage(config: dict, stage: str, variant: str, weights, datasets, maps_dir) -> dict:
-    datasets, maps_dir = Path(datasets), Path(maps_dir)
-    info = schedule.get(stage)
-    predictor = Predictor(config, weights, schedule.gsr_variant(stage, variant))
-    size = config["evaluation"]["size"]
-    score = score_detection_method if info.task == "detection" else score_deblurring_method
-    result = score(predictor.focus_map if info.task == "detection" else predictor.deblur, datasets, maps_dir, size,
-                   device=str(predictor.device))
+def _score_predictor(config: dict, predictor: Predictor, task: str, stage: str, weights, datasets, maps_dir) -> dict:
+    """One task of a Predictor on the profile's test sets, scored and timed like every method."""
+    score = score_detection_method if task == "detection" else score_deblurring_method
+    result = score(predictor.focus_map if task == "detection" else predictor.deblur, Path(datasets), Path(maps_dir),
+                   config["evaluation"]["size"], device=str(predictor.device))
     result.update({"stage": stage, "variant": predictor.variant, "weights": str(weights), "device": str(predictor.device),
-                   "image_size": config["image_size"], "scale": config["scale"]})
+                   "image_size": predictor.config["image_size"], "scale": predictor.config["scale"]})
     return result
+
+
+def evaluate_stage(config: dict, stage: str, variant: str, weights, datasets, maps_dir) -> dict:
+    predictor = Predictor(config, weights, schedule.gsr_variant(stage, variant))
+    return _score_predictor(config, predictor, schedule.get(stage).task, stage, weights, datasets, maps_dir)
+
+
+
+
+def evaluate_release(config: dict, run_dir, datasets, maps_dir) -> dict[str, dict]:
+    """The authors' released checkpoints (config release.dbd / release.deblur), imported into
+    `run_dir`/weights.pt with apl import-release and scored on the profile's test sets like a stage:
+    detection (G_ws of DBD.pth; maps in `maps_dir`/release_gws) and deblurring (the release's generator with
+    that G_ws's map; outputs in `maps_dir`/release_gsr). Returns {stage: results}; a task whose files are
+    absent gets {"absent": true, "status": WEIGHTS_ABSENT, ...} instead, never an error."""
+    from apl.models.release import import_release
+    run_dir, maps_dir = Path(run_dir), Path(maps_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    maps_dir.mkdir(parents=True, exist_ok=True)
+    found = release_files(config)
+    present = {stage: all(found[key] is not None for key in RELEASE_NEEDS[stage]) for stage in RELEASE_STAGES}
+    weights = run_dir / "weights.pt"
+    meta = None
+    if present["release_gws"]:
+        meta = import_release(found["dbd"], found["deblur"], weights, base_config=config)
+    elif weights.exists():
+        weights.unlink()   # an import of files since removed
+    summary = {"url": RELEASE_URL, "files": {key: config["release"][key] for key in found},
+               "present": {key: path is not None for key, path in found.items()},
+               "weights": str(weights) if meta else None, "release": meta["release"] if meta else None,
+               "instructions": release_instructions(config, indent="")}
+    write_json(run_dir / "import.json", summary)
+    results = {}
+    predictor = Predictor(config, weights, "ufat") if meta else None
+    for stage, task in RELEASE_STAGES.items():
+        if present[stage]:
+            results[stage] = _score_predictor(config, predictor, task, stage, weights, datasets, maps_dir / stage)
+            results[stage].update(variant=RELEASE_RUN, release=meta["release"])
+        else:
+            results[stage] = absent_result(stage, [config["release"][key] for key in RELEASE_NEEDS[stage]
+                                                   if found[key] is None])
+    return results
 
 
 def evaluate_baseline(config: dict, method: str, datasets, maps_dir) -> dict:

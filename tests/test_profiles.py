@@ -55,7 +55,7 @@ def test_slurm_profile_requests_a_gpu_runtime_and_memory_for_every_gpu_rule():
     assert args["executor"] == "slurm"
     assert args["resources"] == {}   # no cap on GPU jobs: the cluster schedules them
     assert gpu_rules() == {"pretrain_gsr", "train_gws", "train_gsr", "single_gws", "single_gws_masks", "single_gsr", "evaluate",
-                           "evaluate_baseline"}
+                           "evaluate_baseline", "evaluate_release"}
     for rule in gpu_rules() - {"evaluate_baseline"}:
         settings = args["set_resources"][rule]
         assert settings["gpu"] == 1 and settings["slurm_partition"] == "gpu", rule

@@ -160,3 +160,18 @@ def test_every_seed_trains_and_evaluates_apart(tmp_path):
         assert f"results/test/metrics/seed{seed}/single/single_gws.json" in text
         assert f"--seed {seed}" in text
     assert "results/test/metrics/baselines/lbp.json" in text and "seed1/baselines" not in text
+
+
+def test_apl_predict_runs_photo_scale_weights_at_their_scale_by_default(tmp_path, test_config):
+    from apl.models.factory import build
+    from apl.predict import Model
+    config = photo_config(test_config)
+    torch.manual_seed(0)
+    checkpoint.save_weights(tmp_path / "weights.pt", {"gws": build("gws", config).eval()},
+                            {"stage": "gws_O1", "variant": "ufat"}, config=config)
+    model = Model(tmp_path / "weights.pt", device="cpu")        # --resolution train, the default
+    photo = np.random.default_rng(4).integers(0, 256, (300, 720, 3), dtype=np.uint8)
+    shape, focus, _ = model.predict(photo, "detect")
+    assert shape == scaled_shape(300, 720, config) == (32, 77)
+    assert focus.strip(0, 300).shape == (300, 720, 1)             # the map comes back at the photo's size
+    assert "crops of photos at a longer side of 48 px" in model.describe()

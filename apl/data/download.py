@@ -11,6 +11,10 @@ dataset, stopping as soon as every needed folder is found somewhere below its fo
 4. whatever is still missing ends in one message naming, per file, the page to visit, the file to
    download and the exact path to put it at.
 
+The authors' released checkpoints (config release.dbd / release.deblur, optional) are never downloaded:
+their share pages need a browser. Both the message and a successful run name those pages and the paths
+to put the files at while they are absent (apl.data.release_files.release_instructions).
+
 Verification: against the file's published SHA-256 (config) or, where none is published, the one
 recorded in `data.lock_file` the first time a copy of it downloaded (or was found) complete and
 extracted cleanly. A mismatch is an error; neither the file nor the lock entry is ever overwritten.
@@ -35,6 +39,7 @@ from pathlib import Path
 import yaml
 
 from apl.data.layout import chosen_layouts, fullclear_folder, raw_needs, raw_users
+from apl.data.release_files import release_instructions
 from apl.io import write_text
 
 log = logging.getLogger("apl.download")
@@ -499,7 +504,7 @@ def download(config: dict, *, raw_dir: str | Path | None = None, lock_file: str 
         raise MissingDataError("raw datasets are missing, and what a script may fetch was fetched; still to do:\n"
                                + "\n".join(problems) + "\nthen run the same command again. Alternatives: other "
                                "layouts in data.sets, or the embedded demo (snakemake --cores 2 --configfile "
-                               "config/demo.yaml)")
+                               "config/demo.yaml)\nOptional:\n" + release_instructions(config))
     return {"raw_dir": str(raw_dir), "sets": chosen_layouts(config),
             "folders": {dataset: {need: str(path) for need, path in found.items()} for dataset, found in folders.items()},
             "lock_file": str(lock.path), "fullclear_dir": data["fullclear_dir"]}

@@ -24,7 +24,9 @@ from apl.data.layout import DETECTION_SETS
 from apl.io import write_text
 from apl.train import schedule
 
-BASELINES = "baselines"       # metrics/baselines/<method>.json; every other metrics folder is a training run
+BASELINES = "baselines"       # metrics/baselines/<method>.json; every other metrics folder is a training run,
+RELEASE = "release"           # except the authors' released model's (metrics/release/), left out of the plots:
+                              # its results may say "not run: weights absent", and a plot's files are fixed outputs
 
 CURVE_COLUMNS = ("threshold", "precision", "recall", "fmeasure")
 LOSS_PLOTTED = "g_total"      # the total generator loss: the one column every training stage writes
@@ -65,7 +67,8 @@ def sources(metrics: list[str], metrics_dir: str, losses_file: Callable[[str, st
 
     prefix = metrics_dir.rstrip("/") + "/"
     paths = {(Path(path).parent.name, Path(path).stem): path
-             for path in dict.fromkeys(str(m) for m in metrics) if str(path).startswith(prefix)}
+             for path in dict.fromkeys(str(m) for m in metrics)
+             if str(path).startswith(prefix) and Path(path).parent.name != RELEASE}
     named = list(paths)
     trained = set()
     todo = [(group, name) for group, name in named if group != BASELINES]

@@ -31,9 +31,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from apl.data.release_files import RELEASE_URL
 from apl.models.detector import IMAGENET_MEAN, IMAGENET_STD, DefocusDetector, ImageNetNormalize
 
-RELEASE_URL = "https://github.com/wdzhao123/APL"
 RELEASE_SIZE = 160
 SLOPE = 0.2            # LeakyReLU slope of every conv layer of the release ...
 RESBLOCK_SLOPE = 0.01  # ... except inside the UFAT residual block (functional leaky_relu, default slope)

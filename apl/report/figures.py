@@ -9,6 +9,7 @@
 
 Every figure reads only results files: metrics JSONs (which name the folders of the saved maps and of
 the ground truth), the saved maps and images, and the losses.csv of each stage. PNG and PDF are written.
+A results file saying `absent` (the authors' released model without its weights) is left out of every figure.
 """
 from __future__ import annotations
 
@@ -31,13 +32,16 @@ LABELS = {"single_gws": "Single G_ws", "single_gws_masks": "Single G_ws (GT mask
           "single_gsr": "Single G_sr", "gsr_O1": "G_sr O1", "gsr_O2": "G_sr O2", "gsr_O3": "Ours (G_sr O3)",
           "pretrain": "Pretrained G_sr",
           "lbp": "LBP prior B(I) (Yi & Eramian)", "svd": "SVD (Su et al.)", "hifst": "HiFST-style (DCT)",
-          "input": "Defocused input"}
+          "input": "Defocused input",
+          "release_gws": "Authors' released model (their weights)", "release_gsr": "Authors' released model (their weights)"}
 SHORT = {"lbp": "B(I) (LBP prior)", "svd": "SVD", "hifst": "HiFST-style", "single_gws": "Single G_ws",
-         "gws_O3": "Ours (G_ws O3)", "single_gsr": "Single G_sr", "gsr_O3": "Ours (G_sr O3)"}
+         "gws_O3": "Ours (G_ws O3)", "single_gsr": "Single G_sr", "gsr_O3": "Ours (G_sr O3)",
+         "release_gws": "Authors' release", "release_gsr": "Authors' release"}
 VARIANT_LABELS = {"ugan": "U-GAN", "dcgan": "DC-GAN", "cdfgan": "CDF-GAN", "ufat": "UFAT-GAN"}
 # one fixed style per method, so a method looks the same in every panel and every run
 STYLES = {
     "gws_O3": {"color": "#d62728", "linewidth": 2.8, "linestyle": "-", "zorder": 5},
+    "release_gws": {"color": "#000000", "linewidth": 2.2, "linestyle": "--", "zorder": 4},
     "single_gws": {"color": "#1f77b4", "linewidth": 1.8, "linestyle": "-"},
     "gws_O1": {"color": "#9e9e9e", "linewidth": 1.2, "linestyle": ":"},
     "gws_O2": {"color": "#616161", "linewidth": 1.2, "linestyle": "--"},
@@ -75,9 +79,13 @@ def save_figure(fig, out_png: str | Path, dpi: int = 150) -> list[Path]:
 
 
 # --------------------------------------------------------------------------------------------- Figure 7
+def _present(metrics_files) -> list[dict]:
+    """The results files' contents, less those of a method that was not run (the release's weights absent)."""
+    return [result for result in (read_json(path) for path in metrics_files) if not result.get("absent")]
+
+
 def _detection_results(metrics_files) -> list[dict]:
-    results = [read_json(path) for path in metrics_files]
-    results = [r for r in results if r["task"] == "detection"]
+    results = [r for r in _present(metrics_files) if r["task"] == "detection"]
     if not results:
         raise ValueError("this figure needs at least one detection results file")
     return results
@@ -227,8 +235,7 @@ def draw_figure6(results: list[dict], datasets: str | Path, per_set: int = 3):
 def figure9(metrics_files: list[str | Path], datasets: str | Path, out_png: str | Path, count: int = 4) -> list[Path]:
     """Defocused input | each deblurring method's saved output (the composite) | sharp target, for
     `count` fixed DP test images; each output is annotated with its PSNR / SSIM from the metrics file."""
-    results = [read_json(path) for path in metrics_files]
-    results = [r for r in results if r["task"] == "deblurring"]
+    results = [r for r in _present(metrics_files) if r["task"] == "deblurring"]
     if not results:
         raise ValueError("figure 9 needs at least one deblurring results file")
     return save_figure(draw_figure9(results, datasets, count), out_png)
@@ -273,6 +280,33 @@ def draw_figure9(results: list[dict], datasets: str | Path, count: int = 4):
         raise ValueError("figure 9 needs DP, synthetic held-out or real-photograph results; these results hold none")
     headers = ["Defocused input"] + [short_label(r) for r in results] + ["Sharp target (GT)"]
     return _grid(rows, headers, row_labels, "Figure 9: defocus deblurring (output = R (1 - M) + I M)")
+
+
+def showcase(results_dir: str | Path, datasets: str | Path, out_png: str | Path) -> Path:
+    """The README's picture, from a finished run: one row of Figure 6 (input, B(I), Single G_ws, G_ws O3, GT)
+    above one row of Figure 9 (input, Single G_sr, G_sr O3, target), the first seed's outputs."""
+    import io
+    metrics = Path(results_dir) / "metrics"
+    first = sorted(p.name for p in metrics.glob("seed*"))[0]
+    detection = [read_json(metrics / path) for path in
+                 ("baselines/lbp.json", f"{first}/single/single_gws.json", f"{first}/ufat/gws_O3.json")]
+    deblur = [read_json(metrics / path) for path in (f"{first}/single/single_gsr.json", f"{first}/ufat/gsr_O3.json")]
+    strips = []
+    for fig in (draw_figure6(detection, datasets, per_set=1), draw_figure9(deblur, datasets, count=1)):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, dpi=110, format="png")
+        plt.close(fig)
+        strips.append(Image.open(buffer).convert("RGB"))
+    width = max(strip.width for strip in strips)
+    sheet = Image.new("RGB", (width, sum(strip.height for strip in strips)), "white")
+    top = 0
+    for strip in strips:
+        sheet.paste(strip, ((width - strip.width) // 2, top))
+        top += strip.height
+    out_png = Path(out_png)
+    with atomic_path(out_png) as tmp:
+        sheet.save(tmp, format="PNG", optimize=True)
+    return out_png
 
 
 # ------------------------------------------------------------------------------------- training curves

@@ -8,9 +8,10 @@ from pathlib import Path
 import yaml
 
 from apl.data.layout import HELDOUT_SET, VALIDATION_SET
+from apl.data.release_files import RELEASE_RUN, RELEASE_STAGES, WEIGHTS_ABSENT, release_instructions
 from apl.io import read_json, write_text
 from apl.report import provenance
-from apl.report.tables import ABSENT_STATUS, SET_OF_DATASET, absent_datasets, validation_markdown
+from apl.report.tables import ABSENT_STATUS, RELEASE_ROW, SET_OF_DATASET, absent_datasets, validation_markdown
 
 # Figures REPORT.md shows: file stem in figures/ -> (heading, what it shows, the rule that makes it).
 FIGURES = {
@@ -21,11 +22,12 @@ FIGURES = {
                 "1.00, 0.95, ..., 0 of each map divided by its maximum).", "figure7"),
     "figure6": ("Figure 6: defocus detection maps",
                 "A fixed set of test images (spread evenly over each test set's sorted names): input, the blur "
-                "prior B(I), the classic detectors, Single G_ws, our G_ws after O3, and the ground truth "
-                "(white = in focus).", "figure6"),
+                "prior B(I), the classic detectors, Single G_ws, our G_ws after O3, the authors' released model "
+                "(where its weights were placed) and the ground truth (white = in focus).", "figure6"),
     "figure9": ("Figure 9: defocus deblurring",
                 "A fixed set of DP test images: defocused input, Single G_sr, our G_sr after O3 (the composite "
-                "R (1 - M) + I M) and the sharp target; each output is annotated with its PSNR / SSIM.", "figure9"),
+                "R (1 - M) + I M), the authors' released model (its own output rule; where its weights were placed) "
+                "and the sharp target; each output is annotated with its PSNR / SSIM.", "figure9"),
     "training_curves": ("Training curves",
                         "Losses of every phase of the schedule (pretraining, G_ws O1 ... G_sr O3) and of the "
                         "single-task baselines: thin lines every step, thick lines epoch means.", "training_curves"),
@@ -51,6 +53,8 @@ def _training_rows(results: Path) -> list[str]:
         if not weights or not Path(weights).exists():
             continue
         meta = checkpoint.load(weights)["meta"]
+        if "release" in meta:   # the authors' released weights, imported: not trained here
+            continue
         run = path.parent.relative_to(results / "metrics").as_posix()   # seed<N>/<run>
         rows.append(f"| {run} | {meta['stage']} | {meta['epochs']} x {meta['steps_per_epoch']} | "
                     f"{meta['device']} | {meta['seconds_this_run']} |")
@@ -62,6 +66,8 @@ def _devices(results: Path) -> str:
     seen = {}
     for path in sorted((results / "metrics").rglob("*.json")):
         data = read_json(path)
+        if data.get("absent"):   # not run (the release's weights absent)
+            continue
         timing = data.get("timing", {})
         key = (timing.get("device", data.get("device", "?")), timing.get("machine", "machine not recorded"))
         seen.setdefault(key, 0)
@@ -107,6 +113,28 @@ def _data_notes(config: dict) -> list[str]:
     return lines
 
 
+def release_section(config: dict, results: Path) -> list[str]:
+    """What the row "authors' released model" means, and whether this run has it."""
+    lines = ["### The authors' released model (their weights, our evaluation)", "",
+             f"The row \"{RELEASE_ROW}\" of Tables 1, 2, 4 and 5 (and a curve of Figure 7, a column of Figures 6 "
+             "and 9) runs the checkpoints the authors published with their code (github.com/wdzhao123/APL: "
+             "`DBD.pth`, `deblur.pth`), imported with `apl import-release` and scored with this run's protocol on "
+             "this run's test images. Those weights were trained by the authors on their data at 160x160 (1204 "
+             "training images, 500 full-clear images) and run here at 160x160, as the release does, with the "
+             "release's own output rule. So the row shows how far this run's training is from theirs under one "
+             "evaluation; it is not the paper's numbers, which stay in the paper column.", ""]
+    absent = []
+    for stage in RELEASE_STAGES:
+        path = results / "metrics" / RELEASE_RUN / f"{stage}.json"
+        if path.exists() and read_json(path).get("absent"):
+            absent += read_json(path).get("missing", [])
+    if absent:
+        lines += [f"> **{WEIGHTS_ABSENT}**: {', '.join(f'`{p}`' for p in dict.fromkeys(absent))} not found, so the "
+                  f"row says \"{WEIGHTS_ABSENT}\" where it needs them (config keys `release.dbd`, `release.deblur`).",
+                  "", "```text", release_instructions(config, indent=""), "```", ""]
+    return lines
+
+
 def write_report(config: dict, config_files: list, results: str | Path, out: str | Path) -> Path:
     """Write REPORT.md from the tables and figures in `results` (each missing one is an error naming its rule)."""
     results, out = Path(results), Path(out)
@@ -147,6 +175,7 @@ def write_report(config: dict, config_files: list, results: str | Path, out: str
               "ours)\" trains the same network on the training masks (`single_gws_masks`; `train.gws_target: masks` "
               "does so for every G_ws stage): its gap to \"Single G_ws\" is what mask supervision adds at this "
               "run's scale. Where the prepared training set has no masks the row says so.", ""]
+    lines += release_section(config, results)
     if validation:
         lines += ["## Validation split (not a test set)", "",
                   f"{config['data']['validation']} of CUHK's training images, held out of training with their masks "

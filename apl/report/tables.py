@@ -9,7 +9,9 @@ paper value, reproduced value, difference, status and results file), Markdown an
 layout, each cell "paper / reproduced (difference)").
 
 A test set the profile does not have (`data.sets.<set>: none`) keeps its columns, whose reproduced cells
-say "not run: data absent". The synthetic held-out deblurring check (`data.heldout_fullclear`) adds its own
+say "not run: data absent". The authors' released model (their weights, our evaluation: rule evaluate_release)
+has a row in Tables 1, 2, 4 and 5; where its checkpoints were not placed (config release.*), its results file
+says so and the row says "not run: weights absent". The synthetic held-out deblurring check (`data.heldout_fullclear`) adds its own
 columns to Tables 2, 3 and 5, beside DP and never mixed with it; the validation split is not a column of any
 table (REPORT.md shows it under its own heading, `validation_markdown`).
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from apl.data.layout import DEBLUR_SET, DETECTION_SETS, HELDOUT_SET, VALIDATION_SET, absent_sets, train_masks_available
+from apl.data.release_files import RELEASE_RUN, WEIGHTS_ABSENT
 from apl.io import read_json, write_text
 
 # Metric names of the paper -> keys of the metrics JSON (the authors' protocol).
@@ -42,7 +45,8 @@ TITLES = {
     5: "Table 5. Comparison with defocus deblurring methods (PSNR / SSIM / MAE on DP)",
 }
 STATUS_TEXT = {"reproduced": "reproduced", "reported": "reported (paper only, not run here)",
-               ABSENT_STATUS: ABSENT_STATUS}
+               ABSENT_STATUS: ABSENT_STATUS, WEIGHTS_ABSENT: WEIGHTS_ABSENT}
+RELEASE_ROW = "authors' released model (their weights, our evaluation)"
 
 
 def _source_text(status: str, results_file: str) -> str:
@@ -51,6 +55,8 @@ def _source_text(status: str, results_file: str) -> str:
     path = Path(results_file) if results_file else None
     if status == "reproduced" and path is not None and path.parent.name == "baselines":
         return "reference (the input, unchanged)" if path.stem == "input" else "reproduced (our implementation)"
+    if status == "reproduced" and path is not None and path.parent.name == RELEASE_RUN:
+        return "reproduced (the authors' released weights, this run's evaluation)"
     return STATUS_TEXT.get(status, status)
 
 
@@ -60,26 +66,34 @@ class Source:
     run: str
     stage: str
 
+    @property
+    def seeded(self) -> bool:
+        """A trained run (one results file per training seed); the baselines and the release have one."""
+        return self.run not in ("baselines", RELEASE_RUN)
+
     def paths(self, metrics_dir: Path, seeds) -> list[Path]:
-        """The results file of every training seed (metrics/seed<N>/<run>/<stage>.json); a baseline's one file."""
-        if self.run == "baselines":
+        """The results file of every training seed (metrics/seed<N>/<run>/<stage>.json); a baseline's or the
+        release's one file (metrics/baselines/<method>.json, metrics/release/<stage>.json)."""
+        if not self.seeded:
             return [metrics_dir / self.run / f"{self.stage}.json"]
         return [metrics_dir / f"seed{seed}" / self.run / f"{self.stage}.json" for seed in seeds]
 
     @property
     def rule(self) -> str:
-        return "evaluate_baseline" if self.run == "baselines" else "evaluate"
+        return {"baselines": "evaluate_baseline", RELEASE_RUN: "evaluate_release"}.get(self.run, "evaluate")
 
     @property
     def made_by(self) -> str:
         """The rule with its wildcards, as an error message names it."""
         if self.run == "baselines":
             return f"{self.rule} (method={self.stage})"
+        if self.run == RELEASE_RUN:
+            return self.rule
         return f"{self.rule} (run={self.run}, stage={self.stage})"
 
     def made_by_each(self, metrics_dir: Path, seeds) -> list[tuple[Path, str]]:
         """(results file, the rule and wildcards that make it) for every training seed."""
-        if self.run == "baselines":
+        if not self.seeded:
             return [(path, self.made_by) for path in self.paths(metrics_dir, seeds)]
         return [(path, f"{self.rule} (seed={seed}, run={self.run}, stage={self.stage})")
                 for seed, path in zip(seeds, self.paths(metrics_dir, seeds))]
@@ -105,6 +119,8 @@ def row_sources(config: dict) -> dict[tuple[int, str], Source | None]:
         (2, "Defocused input"): Source("baselines", "input"),
         (5, "Defocused input"): Source("baselines", "input"),
     }
+    for table, stage in ((1, "release_gws"), (4, "release_gws"), (2, "release_gsr"), (5, "release_gsr")):
+        sources[(table, RELEASE_ROW)] = Source(RELEASE_RUN, stage)
     for n in (1, 2, 3):
         sources[(1, f"G_ws_O{n}")] = Source(main, f"gws_O{n}")
         sources[(2, f"G_sr_O{n}")] = Source(main, f"gsr_O{n}")
@@ -149,6 +165,15 @@ def protocol(metric: str, dataset: str, config: dict) -> str:
 def absent_datasets(config: dict) -> set[str]:
     """Names (as in the tables) of the test sets this profile does not have."""
     return {name for name, key in SET_OF_DATASET.items() if key in absent_sets(config)}
+
+
+def not_run_status(source: Source, metrics_dir: Path, seeds) -> str | None:
+    """The status a results file gives for a row it did not run (the release's absent weights), else None."""
+    if source.seeded:
+        return None
+    (path, made_by), = source.made_by_each(metrics_dir, seeds)
+    data = read_json(path, made_by=made_by)
+    return data.get("status", WEIGHTS_ABSENT) if data.get("absent") else None
 
 
 def _value(path: Path, made_by: str, dataset: str, metric: str) -> float:
@@ -198,6 +223,8 @@ def build_long(config: dict, metrics_dir: str | Path) -> pd.DataFrame:
             if source is None:
                 status = ("reported" if (table, row) not in sources
                           else NOT_RUN.get(row, "not run (not in train.ablation_variants)"))
+            elif (not_run := not_run_status(source, metrics_dir, seeds)) is not None:
+                status = not_run
             elif dataset in absent:
                 status = ABSENT_STATUS
             else:
@@ -233,8 +260,8 @@ def cell_text(paper: float, reproduced: float, metric: str, status: str = "", st
         if pd.isna(paper):
             return f"{shown} (ours)"
         return f"{_fmt(paper, metric)} / {shown} ({_fmt(reproduced - paper, metric, signed=True)})"
-    if status == ABSENT_STATUS:
-        return f"{_fmt(paper, metric)} (paper) / {ABSENT_STATUS}" if not pd.isna(paper) else ABSENT_STATUS
+    if status in (ABSENT_STATUS, WEIGHTS_ABSENT):
+        return f"{_fmt(paper, metric)} (paper) / {status}" if not pd.isna(paper) else status
     if pd.isna(reproduced) and pd.isna(paper):
         return "-"
     if pd.isna(reproduced):
@@ -309,6 +336,11 @@ def legend(table: int, config: dict) -> str:
     if absent:
         cells += (f" {' and '.join(absent)}: '{ABSENT_STATUS}' (this profile has no such data: "
                   + ", ".join(f"data.sets.{SET_OF_DATASET[name]}: none" for name in absent) + ").")
+    if table in (1, 2, 4, 5):
+        cells += (f" {RELEASE_ROW}: the checkpoints of github.com/wdzhao123/APL (trained by the authors on their "
+                  "data at 160x160), run at 160x160 as the release does and scored with this protocol on this "
+                  f"run's test images; '{WEIGHTS_ABSENT}' where they were not placed (config release.dbd, "
+                  "release.deblur).")
     if table in (1, 4):
         return (f"{cells}{seeds_text(config)} Datasets: CUHK and DUT test sets. Protocol (the authors' evaluation code): F_max = mean "
                 "over images of the maximum F_beta (beta^2 = 0.3) over thresholds i/255 of the map divided by its "
@@ -350,6 +382,9 @@ def validation_markdown(config: dict, metrics_dir: str | Path) -> str:
         if table not in (1, 4) or source is None or source in seen:
             continue
         seen.add(source)
+        if not_run_status(source, metrics_dir, config["seeds"]) is not None:
+            lines.append(f"| {row} | {not_run_status(source, metrics_dir, config['seeds'])} | | |")
+            continue
         made = source.made_by_each(metrics_dir, config["seeds"])
         paths = [path for path, _ in made]
         cells = [_seed_cell([_value(path, by, name, metric) for path, by in made]) for metric in ("Fmax", "MAE")]

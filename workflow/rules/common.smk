@@ -1,5 +1,6 @@
 # Helpers shared by the rules: paths, the one way a rule calls apl, the config sections stages depend on.
 from apl.devices import cuda_expected
+from apl.data.release_files import RELEASE_FILES, RELEASE_PAGES
 from apl.report.tables import required_metrics
 
 VARIANT_PATTERN = "|".join(["ugan", "dcgan", "cdfgan", "ufat"])
@@ -18,6 +19,8 @@ TABLE_FILES = [f"{RESULTS}/tables/table{n}.{ext}" for n in (1, 2, 3, 4, 5) for e
 # the classic baselines, which learn nothing, are evaluated once. The qualitative figures show the first seed.
 SEEDS = config["seeds"]
 FIRST_SEED = SEEDS[0]
+# Where the authors' released weights go (config release.*; rule evaluate_release), for the download rule's message
+RELEASE_PLACES = {name: config["release"][key] for key, name in RELEASE_FILES.items()}
 
 
 wildcard_constraints:

@@ -22,7 +22,15 @@ else:
 
     rule download:
         # Fetches what it can (resumable, verified against data.lock_file, which it extends on first
-        # sight of a file), extracts archives, and otherwise stops with what to put where.
+        # sight of a file), extracts archives, and otherwise stops with what to put where. The authors'
+        # released weights are never downloaded (share pages): the message and the log say where they go.
+        message:
+            (
+                f"Raw datasets into {config['data']['raw_dir']}/ (log: {RESULTS}/logs/download.log). Optional, never "
+                "downloaded: the authors' released weights, "
+                + " and ".join(f"{name} at {path}" for name, path in RELEASE_PLACES.items())
+                + f", from {' or '.join(RELEASE_PAGES)} (rule evaluate_release scores them)"
+            )
         output:
             f"{DATA}/raw.json",
         params:

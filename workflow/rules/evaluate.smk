@@ -1,5 +1,6 @@
 # Evaluation: every stage's outputs are saved, then scored by apl.metrics (authors' protocol).
 from apl.baselines import METHODS, settings as baseline_settings
+from apl.data.release_files import RELEASE_RUN, RELEASE_STAGES, release_fingerprint
 
 
 rule evaluate:
@@ -42,4 +43,32 @@ rule evaluate_baseline:
         apl(
             "baseline",
             "--method {wildcards.method} --datasets {input.datasets} --maps {output.maps} --out {output.metrics}",
+        )
+
+
+# The authors' released model (config release.dbd / release.deblur, placed by hand: docs/release.md): imported
+# with apl import-release into runs/release/weights.pt and scored like a stage. Files that may be absent cannot
+# be inputs, so the job always runs: absent files give results files saying "not run: weights absent" (Tables
+# 1, 2, 4 and 5 show that; the figures leave the release out), and `found` (each file's size and mtime, or
+# null) reruns the job through Snakemake's params trigger when a file is placed, replaced or removed.
+rule evaluate_release:
+    input:
+        datasets=f"{DATA}/datasets",
+    output:
+        metrics=[f"{RESULTS}/metrics/{RELEASE_RUN}/{stage}.json" for stage in RELEASE_STAGES],
+        run=directory(f"{RESULTS}/runs/{RELEASE_RUN}"),
+        maps=directory(f"{RESULTS}/maps/{RELEASE_RUN}"),
+    params:
+        release=config["release"],
+        found=lambda wildcards: release_fingerprint(config),
+        evaluation=config["evaluation"],
+        out_dir=lambda wildcards, output: os.path.dirname(output.metrics[0]),
+    resources:
+        gpu=GPU,   # the networks run on the GPU, and Table 4 times them: alone on its device
+    log:
+        f"{RESULTS}/logs/{RELEASE_RUN}/evaluate_release.log",
+    shell:
+        apl(
+            "evaluate-release",
+            "--datasets {input.datasets} --run-dir {output.run} --maps {output.maps} --out-dir {params.out_dir}",
         )

@@ -1,6 +1,7 @@
 # Tables 1-5, Figures 6, 7 and 9, the training curves and REPORT.md, built only from results files.
 # Outputs wrapped in report() appear, with the captions of workflow/report/, in `snakemake --report report.html`.
 from apl.baselines import METHODS as BASELINES
+from apl.data.release_files import RELEASE_RUN
 
 
 report: "../report/workflow.rst"
@@ -9,21 +10,30 @@ report: "../report/workflow.rst"
 REPORT_DIR = "../report"   # captions: relative to this file
 FIGURES = f"{RESULTS}/figures"
 DETECTION_BASELINES = [name for name, (task, _) in BASELINES.items() if task == "detection"]
-# Figure 7: every detection method this run evaluates (training stages, then the classic detectors); a
-# training stage's curve is the mean over the seeds, so every seed's file is an input.
+# The authors' released model (rule evaluate_release): a curve and a column where its weights were placed (the
+# figures leave out a results file that says they were absent).
+RELEASE_GWS = f"{RESULTS}/metrics/{RELEASE_RUN}/release_gws.json"
+RELEASE_GSR = f"{RESULTS}/metrics/{RELEASE_RUN}/release_gsr.json"
+# Figure 7: every detection method this run evaluates (training stages, then the classic detectors, then the
+# authors' release); a training stage's curve is the mean over the seeds, so every seed's file is an input.
 DETECTION_CURVES = [
     path
     for pattern in [metrics_file(schedule.SINGLE, "single_gws")]
     + [metrics_file(MAIN, f"gws_O{n}") for n in schedule.ROUNDS]
     + [metrics_file("baselines", name) for name in DETECTION_BASELINES]
     for path in every_seed(pattern)
-]
-# Figure 6 columns: the prior B(I), the classic detectors, Single G_ws, ours (the first seed's maps).
+] + [RELEASE_GWS]
+# Figure 6 columns: the prior B(I), the classic detectors, Single G_ws, ours (the first seed's maps), the release.
 DETECTION_COLUMNS = [metrics_file("baselines", name) for name in DETECTION_BASELINES] + [
     metrics_file(schedule.SINGLE, "single_gws", FIRST_SEED),
     metrics_file(MAIN, "gws_O3", FIRST_SEED),
+    RELEASE_GWS,
 ]
-DEBLUR_COLUMNS = [metrics_file(schedule.SINGLE, "single_gsr", FIRST_SEED), metrics_file(MAIN, "gsr_O3", FIRST_SEED)]
+DEBLUR_COLUMNS = [
+    metrics_file(schedule.SINGLE, "single_gsr", FIRST_SEED),
+    metrics_file(MAIN, "gsr_O3", FIRST_SEED),
+    RELEASE_GSR,
+]
 TRAINING_LOSSES = [losses_file(MAIN, stage, FIRST_SEED) for stage in schedule.ALTERNATION] + [
     losses_file(schedule.SINGLE, stage, FIRST_SEED) for stage in ("single_gws", "single_gsr")
 ]
