@@ -59,7 +59,9 @@ dvc-check: install
 	$(BIN)/apl dvc-pipeline --check
 
 # The demo / test profile through DVC (stages run one at a time; their commands call `apl`, hence PATH).
-# dvc-test (CI) then requires `dvc status` to be clean and `dvc metrics show` / `dvc plots show` to work.
+# dvc-test then requires `dvc status` to be clean and `dvc metrics show` / `dvc plots show` to work (the whole
+# test profile, serially: minutes). CI leaves it to `make test`: tests/test_dvc.py checks the same on the
+# suite's one Snakemake run, and has `dvc repro` run a stage of every `apl` command.
 dvc-demo: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/demo/dvc.yaml
 	$(BIN)/dvc status pipelines/demo/dvc.yaml

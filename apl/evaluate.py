@@ -1,4 +1,5 @@
-"""Run a trained stage (or a classic baseline) on the test sets, save its outputs, score them.
+"""Run a trained stage (or a classic baseline, or the authors' released model) on the test sets, save its
+outputs, score them.
 
 Detection stages write focus maps for CUHK and DUT; deblurring stages write composites for DP. Sets a
 profile does not have are skipped; the validation split (detection) and the synthetic held-out pairs
@@ -22,7 +23,7 @@ from apl.metrics.detection import score_detection_dirs
 from apl.models.factory import build, configure_torch
 from apl.data.release_files import (RELEASE_NEEDS, RELEASE_RUN, RELEASE_STAGES, RELEASE_URL, absent_result,
                                     release_files, release_instructions)
-from apl.data.scale import scaled_shape, to_scale
+from apl.data.scale import resize_map, scaled_shape, to_scale
 from apl.predict import resize_image, run_tiled
 from apl.priors import prior_at_scale
 from apl.train import checkpoint, schedule
@@ -170,13 +171,15 @@ REAL_PHOTO_COUNT = 12
 def colour_shift(outputs: Path, inputs: dict[str, Path], masks: Path) -> dict:
     """How far a deblurrer moves colours, per region of the GT mask: the largest over R, G, B of the mean signed
     change (output - input, 8-bit levels) over the in-focus pixels, and over the blurred ones. A colour cast
-    moves a channel's mean everywhere; sharpening only redistributes values about it."""
+    moves a channel's mean everywhere; sharpening only redistributes values about it. Compared at the output's
+    size: an output at a working size other than the photo's (a squashed square) meets the photo and its mask
+    resized to it."""
     sums = {"in_focus": np.zeros(3), "blurred": np.zeros(3)}
     counts = {"in_focus": 0, "blurred": 0}
     for stem, path in inputs.items():
-        image = read_image(path).astype(np.float64)
         out = read_image(outputs / f"{stem}.png").astype(np.float64)
-        focus = read_mask(list_images(masks)[stem], MASK_POLARITY) >= 0.5
+        image = resize_image(read_image(path), out.shape[:2]).astype(np.float64)
+        focus = resize_map(read_mask(list_images(masks)[stem], MASK_POLARITY), out.shape[:2]) >= 0.5
         for region, where in (("in_focus", focus), ("blurred", ~focus)):
             sums[region] += (out - image)[where].sum(axis=0)
             counts[region] += int(where.sum())
@@ -229,7 +232,6 @@ def evaluate_release(config: dict, run_dir, datasets, maps_dir) -> dict[str, dic
     from apl.models.release import import_release
     run_dir, maps_dir = Path(run_dir), Path(maps_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    maps_dir.mkdir(parents=True, exist_ok=True)
     found = release_files(config)
     present = {stage: all(found[key] is not None for key in RELEASE_NEEDS[stage]) for stage in RELEASE_STAGES}
     weights = run_dir / "weights.pt"

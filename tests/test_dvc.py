@@ -1,10 +1,13 @@
 """DVC's view of the workflow: generated from the Snakemake DAG, in step with it, run, shared, and timed.
 
 The fast tests read the workflow and the committed dvc.yaml files. The module-scoped `tracked` fixture
-runs the test profile once with Snakemake in a copy of the repository and records it with `dvc commit`;
-the tests on it check what DVC then says, push to and pull from a local-folder remote, and check that
-Snakemake does not rerun what `dvc pull` / `dvc checkout` restored (and still reruns what really changed).
-`make dvc-test` (CI) runs the same profile with `dvc repro` itself.
+is a copy of the session's Snakemake run of the test profile (conftest's `pipeline_run`, a copy of the
+repository), recorded with `dvc commit`; the tests on it check what DVC then says (`dvc repro` has nothing
+to run, `dvc status` is clean, `dvc metrics show`, `dvc plots show`), push to and pull from a local-folder
+remote, and check that Snakemake does not rerun what `dvc pull` / `dvc checkout` restored (and still reruns
+what really changed). The last test has DVC itself run a stage of every `apl` command the stages call (with
+all that follows from it) on the pulled copy; `dvc repro` then has nothing to run and `dvc status` is clean:
+what `make dvc-test` checks after running the whole profile through DVC, serially.
 """
 from __future__ import annotations
 
@@ -21,17 +24,10 @@ import pytest
 import yaml
 
 from apl.dvcpipeline import dvc_yaml_path, generate, plotdata, profiles, timestamps
+from conftest import ENV, ROOT, SNAKEMAKE, copy_repository, copy_run
 
-ROOT = Path(__file__).resolve().parents[1]
 TEST_YAML = "pipelines/test/dvc.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 DVC = [sys.executable, "-m", "dvc"]
-# The stages call `apl`: the console script of this installation, as with an activated environment.
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-       "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
-       "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org"}
-REPOSITORY_FILES = ["Snakefile", "profiles", "workflow", "config", "environment.yml", "dvc.yaml", "pipelines", ".dvcignore",
-                    ".dvc/config", ".dvc/.gitignore"]
 
 
 def run(command, cwd, check=True, env=None):
@@ -44,23 +40,6 @@ def run(command, cwd, check=True, env=None):
 def dvc_status(cwd) -> dict:
     out = run([*DVC, "status", "--json", TEST_YAML], cwd).stdout
     return json.loads(out[out.index("{"):])
-
-
-def copy_repository(target: Path) -> Path:
-    """The workflow, configs and DVC files of this working tree (uncommitted changes included) in a new git repo."""
-    target.mkdir(parents=True, exist_ok=True)
-    for name in REPOSITORY_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("dvc.lock", "__pycache__"))
-        else:
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, target / name)
-    (target / ".gitignore").write_text((ROOT / ".gitignore").read_text())
-    run(["git", "init", "-q"], target)
-    run(["git", "add", "-A"], target)
-    run(["git", "commit", "-qm", "copy"], target)
-    return target
 
 
 # --- the generated files ------------------------------------------------------------------------------
@@ -106,11 +85,12 @@ def test_params_are_the_config_sections_each_rule_reads(test_stages):
     def params(name):
         return {file: keys for entry in stages[name].get("params", []) for file, keys in entry.items()}
 
-    assert params("evaluate-ufat-gws_O3") == {"config/config.yaml": ["evaluation"], "config/test.yaml": ["evaluation"]}
-    assert params("cache-synthetic") == {"config/config.yaml": ["image_size"], "config/test.yaml": ["image_size"]}
+    assert params("evaluate-0-ufat-gws_O3") == {"config/config.yaml": ["evaluation"], "config/test.yaml": ["evaluation"]}
+    assert params("cache-synthetic") == {"config/config.yaml": ["image_size", "scale"],
+                                         "config/test.yaml": ["image_size", "scale"]}
     assert "prior" in params("cache-train")["config/config.yaml"]
-    assert {"seed", "models", "train"} <= set(params("train_gws-ufat-1")["config/config.yaml"])
-    assert "evaluation" not in params("train_gws-ufat-1")["config/config.yaml"]
+    assert {"seed", "models", "train"} <= set(params("train_gws-0-ufat-1")["config/config.yaml"])
+    assert "evaluation" not in params("train_gws-0-ufat-1")["config/config.yaml"]
     assert params("figure7") == {} and params("plots_data") == {}
     for name, stage in stages.items():
         for file, keys in params(name).items():
@@ -126,7 +106,7 @@ def test_paper_profile_is_the_default_pipeline_and_tracks_the_raw_datasets():
     assert {"data/raw": {"persist": True}} in paper["download"]["outs"]
     assert all("config/demo.yaml" not in s["cmd"][-1] and "config/test.yaml" not in s["cmd"][-1] for s in paper.values())
     assert "wdir" not in paper["prepare"]
-    assert any(name.startswith("train_gsr-ufat") for name in paper)
+    assert any(name.startswith("train_gsr-0-ufat") for name in paper)   # rule, training seed, variant, round
 
 
 def test_check_reports_a_workflow_change(tmp_path):
@@ -210,10 +190,10 @@ def test_timestamps_are_restored_only_where_dvc_lock_vouches(tmp_path):
 # --- the test profile: Snakemake run, DVC records, pushes, pulls ---------------------------------------------
 
 @pytest.fixture(scope="module")
-def tracked(tmp_path_factory):
-    """A repository copy where Snakemake ran the test profile and `dvc commit` recorded it."""
-    work = copy_repository(tmp_path_factory.mktemp("dvc") / "work")
-    run([*SNAKEMAKE, "--cores", "2", "--configfile", "config/test.yaml"], work)
+def tracked(pipeline_run, tmp_path_factory):
+    """A repository copy where Snakemake ran the test profile (a copy of the session's run) and `dvc commit`
+    recorded it."""
+    work = copy_run(pipeline_run, tmp_path_factory.mktemp("dvc") / "work")
     run([*DVC, "commit", "--force", TEST_YAML], work)
     return work
 
@@ -299,21 +279,61 @@ def test_real_changes_still_rerun_and_dvc_checkout_restores(pulled):
         handle.write(b"changed")
     text = "".join(run([*SNAKEMAKE, "-n", "--configfile", "config/test.yaml"], pulled).stdout)
     assert "Nothing to be done" not in text and "train_gws" in text
+    changed = dvc_status(pulled)                             # DVC sees the change too, where it is read
+    assert f"{TEST_YAML}:cache-fullclear" in changed and f"{TEST_YAML}:train_gws-0-ufat-1" in changed, changed
     run([*DVC, "checkout", "--force", TEST_YAML], pulled)
     result = run([*SNAKEMAKE, "-n", "--configfile", "config/test.yaml"], pulled)
     assert "Nothing to be done" in result.stdout + result.stderr
     assert dvc_status(pulled) == {}
 
 
-def test_dvc_runs_the_stage_commands(pulled):
-    """DVC itself runs a stage's command and the stages after it; Snakemake then has nothing to do."""
-    metrics = pulled / "results/test/metrics/seed0/ufat/gws_O3.json"
-    before = digest(metrics)
-    result = run([*DVC, "repro", "--force", "--single-item", f"{TEST_YAML}:evaluate-ufat-gws_O3"], pulled)
-    assert "> apl evaluate" in result.stdout and metrics.exists()
-    result = run([*DVC, "repro", TEST_YAML], pulled)
-    if digest(metrics) != before:       # the timing in the JSON differs from run to run: the tables follow
-        assert "Running stage 'pipelines/test/dvc.yaml:tables'" in result.stdout
+def downstream(stages: dict, name: str) -> set[str]:
+    """A stage and every stage that reads, directly or not, one of its outputs (dvc.yaml paths, one wdir)."""
+    def outs(spec):
+        return [o if isinstance(o, str) else next(iter(o)) for key in ("outs", "metrics", "plots") for o in spec.get(key, [])]
+
+    def reads(reader, made):
+        return any(dep == out or dep.startswith(out + "/") for dep in stages[reader].get("deps", []) for out in outs(stages[made]))
+
+    found, todo = set(), [name]
+    while todo:
+        current = todo.pop()
+        if current not in found:
+            found.add(current)
+            todo += [other for other in stages if reads(other, current)]
+    return found
+
+
+# Seeded: run again, these stages write the same bytes, so nothing after them changes. Every other stage's
+# outputs differ from run to run (a checkpoint or results file records its run's seconds).
+SAME_BYTES = ("apl demo-data", "apl synthesize", "apl cache")
+
+
+def test_dvc_runs_every_command_of_the_pipeline(pulled, test_stages):
+    """DVC itself runs a stage of every `apl` command the stages call, and every stage after it; then `dvc repro`
+    has nothing left to run, `dvc status` is clean and Snakemake has nothing to do. (The six training rules all
+    run `apl train`: one of them stands for the others, whose commands and files test_every_job_is_one_stage
+    checks against Snakemake's jobs, which the session's run ran.)"""
+    stages = test_stages["stages"]
+    by_command = {}
+    for name, stage in stages.items():                       # dvc.yaml order: the DAG's
+        by_command.setdefault(" ".join(stage["cmd"][-1].split()[:2]), []).append(name)
+    forced = set()
+    for command, names in sorted(by_command.items(), key=lambda item: -min(len(downstream(stages, n)) for n in item[1])):
+        if command in SAME_BYTES:
+            forced.add(names[0])
+        elif not forced & set(names):                         # not run yet: its cheapest stage and what follows
+            forced |= min((downstream(stages, n) for n in names), key=len)
+    targets = [name for name in stages if name in forced]
+    assert len(targets) < len(stages) / 3
+
+    result = run([*DVC, "repro", "--force", "--single-item", *(f"{TEST_YAML}:{name}" for name in targets)], pulled)
+    for name in targets:
+        assert f"Running stage '{TEST_YAML}:{name}'" in result.stdout, name
+    for command in by_command:
+        assert f"> {command} " in result.stdout, command
+    result = run([*DVC, "repro", TEST_YAML], pulled)         # what `make dvc-test` checks after a full `dvc repro`
+    assert "Running stage" not in result.stdout and "up to date" in result.stdout, result.stdout[-3000:]
     assert dvc_status(pulled) == {}
     result = run([*SNAKEMAKE, "-n", "--configfile", "config/test.yaml"], pulled)
     assert "Nothing to be done" in result.stdout + result.stderr

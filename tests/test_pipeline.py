@@ -1,4 +1,7 @@
-"""The whole DAG through Snakemake on the smallest profile: every table cell comes from this run."""
+"""The whole DAG through Snakemake on the smallest profile: every table cell comes from this run.
+
+The run is conftest's session-scoped `pipeline_run` (shared with tests/test_dvc.py); the tests here only read it.
+"""
 import json
 import math
 import os
@@ -35,10 +38,8 @@ def snakemake(workdir, *args, check=True):
 
 
 @pytest.fixture(scope="module")
-def finished(workdir):
-    result = snakemake(workdir, "--cores", "2", "--configfile", "config/test.yaml", check=False)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return workdir / "results" / "test"
+def finished(pipeline_run):
+    return pipeline_run / "results" / "test"
 
 
 def test_every_reproduced_cell_is_a_number_from_this_run(finished):
@@ -88,22 +89,24 @@ def test_outputs_of_every_stage_exist(finished):
     assert "| train |" in report   # wall time per stage, read from the rules' logs
 
 
-def test_every_file_written_follows_the_umask(finished, workdir):
+def test_every_file_written_follows_the_umask(finished, pipeline_run):
     """Tables, figures, REPORT.md, datasets, caches, checkpoints: readable by the group under umask 022."""
     umask = os.umask(0)
     os.umask(umask)
     expected = 0o666 & ~umask
-    files = [path for folder in ("results/test", "data/test") for path in (workdir / folder).rglob("*") if path.is_file()]
+    files = [path for folder in ("results/test", "data/test") for path in (pipeline_run / folder).rglob("*")
+             if path.is_file()]
     assert len(files) > 100
-    wrong = [f"{path.relative_to(workdir)}: {oct(path.stat().st_mode & 0o777)}" for path in files
+    wrong = [f"{path.relative_to(pipeline_run)}: {oct(path.stat().st_mode & 0o777)}" for path in files
              if path.stat().st_mode & 0o777 != expected]
     assert not wrong, wrong[:20]
 
 
-def test_snakemake_html_report_holds_the_tables_and_figures(finished, workdir):
-    result = snakemake(workdir, "--configfile", "config/test.yaml", "--report", "report.html", check=False)
+def test_snakemake_html_report_holds_the_tables_and_figures(finished, pipeline_run, tmp_path):
+    result = snakemake(pipeline_run, "--configfile", "config/test.yaml", "--report", str(tmp_path / "report.html"),
+                       check=False)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    html = (workdir / "report.html").read_text()
+    html = (tmp_path / "report.html").read_text()
     for name in ["figure7.png", "figure6.png", "figure9.png", "training_curves.png", "REPORT.md"] + [
             f"table{n}.csv" for n in range(1, 6)]:
         assert name in html, name
@@ -111,12 +114,12 @@ def test_snakemake_html_report_holds_the_tables_and_figures(finished, workdir):
         assert caption in html, caption
 
 
-def test_finished_pipeline_has_nothing_left_to_do(finished, workdir):
-    result = snakemake(workdir, "-n", "--configfile", "config/test.yaml")
+def test_finished_pipeline_has_nothing_left_to_do(finished, pipeline_run):
+    result = snakemake(pipeline_run, "-n", "--configfile", "config/test.yaml")
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_command_line_config_values_are_refused(finished, workdir):
+def test_command_line_config_values_are_refused(workdir):   # refused when the config is read
     result = snakemake(workdir, "-n", "--configfile", "config/test.yaml", "--config", "seed=3", check=False)
     assert result.returncode != 0
     assert "--configfile" in result.stdout + result.stderr
@@ -147,7 +150,8 @@ def test_profile_dry_run_lists_every_stage(workdir, profile):
 def test_training_rule_killed_with_sigkill_resumes(tmp_path_factory):
     """kill -9 the whole Snakemake process group mid-stage; after --unlock, a rerun resumes the stage."""
     work = copy_workflow(tmp_path_factory.mktemp("killed"))
-    (work / "config" / "long.yaml").write_text("train:\n  epochs: {pretrain: 400}\n")
+    # killed when the first epoch's resume state appears: 200 epochs leave ample time before the stage could end
+    (work / "config" / "long.yaml").write_text("train:\n  epochs: {pretrain: 200}\n")
     target = "results/test/runs/seed0/ufat/pretrain/weights.pt"
     run = (work / target).parent
     args = [target, "--cores", "1", "--configfile", "config/test.yaml", "config/long.yaml"]
@@ -165,4 +169,4 @@ def test_training_rule_killed_with_sigkill_resumes(tmp_path_factory):
     log = (work / "results" / "test" / "logs" / "seed0" / "ufat" / "pretrain.log").read_text()
     assert "resuming ufat/pretrain after epoch" in log
     assert (run / "weights.pt").exists() and not (run / "resume.pt").exists()
-    assert len(pd.read_csv(run / "losses.csv")) == 400   # one step per epoch at this size: nothing lost or repeated
+    assert len(pd.read_csv(run / "losses.csv")) == 200   # one step per epoch at this size: nothing lost or repeated

@@ -246,14 +246,13 @@ def test_eval_detection_reads_blur_maps_of_any_size_and_grey_format(tmp_path):
 
 # ------------------------------------------------------------------------------- the README, as printed
 def readme_commands() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Your own images", 1)[1].split("\n## ", 1)[0]
-    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    text = (ROOT / "docs" / "your-images.md").read_text()   # the page README's "Your own images" row links to
+    block = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
     return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
 
 
 def test_readme_your_own_images_commands_run_as_printed(weights, tmp_path):
-    """Each command of README's "Your own images" block, verbatim but for `.venv/bin/apl`, in a fresh folder
+    """Each command of docs/your-images.md's first block, verbatim but for `.venv/bin/apl`, in a fresh folder
     outside the repository that holds what a user would have: the demo weights, photos, masks, sharp images."""
     (tmp_path / "results/demo/runs/seed0/ufat/gsr_O3").mkdir(parents=True)
     shutil.copy(weights["gsr"], tmp_path / "results/demo/runs/seed0/ufat/gsr_O3/weights.pt")

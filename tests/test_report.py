@@ -243,7 +243,7 @@ def test_figure9_shows_input_outputs_with_scores_and_target(made, tmp_path):
     assert len(axes) == (2 + 2) * 4        # two DP images, then two real defocused photographs (CUHK's test set)
     assert [a.get_title() for a in axes[:4]] == ["Defocused input", "Single G_sr", "Ours (G_sr O3)", "Sharp target (GT)"]
     assert axes[2].get_xlabel().startswith("PSNR ")
-    assert "CUHK photograph" in axes[8].get_ylabel() and axes[10].get_xlabel().startswith("colour shift ")
+    assert "CUHK test image" in axes[8].get_ylabel() and axes[10].get_xlabel().startswith("colour shift ")
     assert axes[11].get_xlabel() == "GT mask (white = in focus)"      # real photographs have no sharp target
     plt.close(fig)
     bad = json.loads(json.dumps(results[1]))
@@ -300,3 +300,55 @@ def test_stage_times_read_the_last_finished_line_of_every_log(tmp_path):
     (tmp_path / "a" / "x.log").write_text("INFO apl: train finished in 3.0 s\nresumed\nINFO apl: train finished in 4.5 s\n")
     (tmp_path / "failed.log").write_text("Traceback ...\n")
     assert provenance.stage_times(tmp_path) == [{"log": "a/x", "command": "train", "seconds": 4.5}]
+
+
+# ------------------------------------------------------------------------------ the authors' released model
+def test_release_rows_say_weights_absent_when_its_checkpoints_were_not_placed(made, test_config, tmp_path):
+    long = tables.build_long(test_config, made["metrics"])
+    rows = long[long["row"] == tables.RELEASE_ROW]
+    assert set(rows["table"]) == {1, 2, 4, 5}
+    assert set(rows["status"]) == {WEIGHTS_ABSENT} and rows["reproduced"].isna().all()
+    tables.write_tables(test_config, made["metrics"], tmp_path)
+    for n in (1, 2, 4, 5):
+        markdown = (tmp_path / f"table{n}.md").read_text()
+        assert re.search(rf"\| {re.escape(tables.RELEASE_ROW)} +\| {WEIGHTS_ABSENT} +\| {WEIGHTS_ABSENT} ", markdown), n
+    assert tables.RELEASE_ROW not in (tmp_path / "table3.md").read_text()
+    # the figures leave it out
+    paths = [made["metrics"] / "release" / "release_gws.json", *_metrics(made, "baselines/svd.json")]
+    assert [r["stage"] for r in figures._detection_results(paths)] == ["svd"]
+    # REPORT.md says what the row means and where the files go
+    results = tmp_path / "results"
+    shutil.copytree(made["results"], results)
+    tables.write_tables(test_config, results / "metrics", results / "tables")
+    for stem in report.FIGURES:
+        (results / "figures").mkdir(exist_ok=True)
+        Image.new("RGB", (8, 8)).save(results / "figures" / f"{stem}.png")
+    text = report.write_report(test_config, ["config/config.yaml"], results, results / "REPORT.md").read_text()
+    assert "### The authors' released model (their weights, our evaluation)" in text
+    assert "1204 training images, 500 full-clear images" in text and "not the paper's numbers" in text
+    assert f"**{WEIGHTS_ABSENT}**" in text and "drive.google.com/drive/folders/" in text
+    assert "data/raw/release/DBD.pth" in text
+
+
+def test_release_rows_hold_the_numbers_of_its_results_files(made, test_config, tmp_path):
+    metrics = tmp_path / "metrics"
+    shutil.copytree(made["metrics"], metrics)
+    for stage, source in (("release_gws", "baselines/svd.json"), ("release_gsr", "baselines/input.json")):
+        data = json.loads((metrics / source).read_text())   # fabricated: another method's numbers
+        data.update(stage=stage, variant="release", image_size=160, scale={"mode": "squash", "longer_side": 160})
+        write_json(metrics / "release" / f"{stage}.json", data)
+    long = tables.build_long(test_config, metrics)
+    rows = long[long["row"] == tables.RELEASE_ROW]
+    assert set(rows["status"]) == {"reproduced"} and set(rows["table"]) == {1, 2, 4, 5}
+    for _, cell in rows.iterrows():
+        assert cell["results_file"] == str(metrics / "release" / ("release_gws.json" if cell["table"] in (1, 4)
+                                                                  else "release_gsr.json"))
+        value = _json_value(cell["results_file"], cell["metric"], "DP" if cell["dataset"] == "-" else cell["dataset"])
+        assert cell["reproduced"] == pytest.approx(value) and cell["seeds"] == 1
+    grid = tables.wide(long, 4)
+    assert grid.loc[tables.RELEASE_ROW, "source"] == "reproduced (the authors' released weights, this run's evaluation)"
+    assert grid.loc[tables.RELEASE_ROW, "CUHK F_max"].endswith("(ours)")   # no paper value: a row the paper lacks
+    assert f"{tables.RELEASE_ROW}: network input 160x160" in tables.timing_note(long, 4)
+    fig = figures.draw_figure7(figures._detection_results([metrics / "release" / "release_gws.json"]))
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Authors' released model (their weights)"]
+    plt.close(fig)

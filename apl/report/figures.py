@@ -275,7 +275,7 @@ def draw_figure9(results: list[dict], datasets: str | Path, count: int = 4):
             mask = read_mask(_one(datasets / MASK_FOLDERS[key], stem), "focus-white")
             cells.append((np.repeat((mask[..., None] * 255).astype(np.uint8), 3, axis=2), "GT mask (white = in focus)"))
             rows.append(cells)
-            row_labels.append(f"{real['set']} photograph\n{stem}")
+            row_labels.append(f"{real['set']} test image\n(no target)\n{stem}")
     if not rows:
         raise ValueError("figure 9 needs DP, synthetic held-out or real-photograph results; these results hold none")
     headers = ["Defocused input"] + [short_label(r) for r in results] + ["Sharp target (GT)"]

@@ -1,4 +1,6 @@
 # Helpers shared by the rules: paths, the one way a rule calls apl, the config sections stages depend on.
+import re
+
 from apl.devices import cuda_expected
 from apl.data.release_files import RELEASE_FILES, RELEASE_PAGES
 from apl.report.tables import required_metrics
@@ -50,6 +52,11 @@ def metrics_file(run, stage, seed="{seed}"):
     if run == "baselines":
         return f"{RESULTS}/metrics/baselines/{stage}.json"
     return f"{RESULTS}/metrics/seed{seed}/{run}/{stage}.json"
+
+
+def of_first_seed(path):
+    """A path of the first training seed, or of no seed (the baselines)."""
+    return not re.search(r"(^|/)seed[0-9]+/", path) or f"seed{FIRST_SEED}/" in path
 
 
 def every_seed(path):

@@ -13,7 +13,7 @@ DVC_LOSSES, DVC_CURVES = plotdata.sources(
         path
         for path in [path for path in rules.all.input if isinstance(path, str)]
         + [f"{RESULTS}/metrics/{path}" for path in required_metrics(config)]
-        if "/seed" not in path or f"/seed{FIRST_SEED}/" in path
+        if of_first_seed(path)
     ],
     metrics_dir=f"{RESULTS}/metrics",
     losses_file=lambda run, stage: losses_file(run, stage, FIRST_SEED),

@@ -47,17 +47,17 @@ rule evaluate_baseline:
 
 
 # The authors' released model (config release.dbd / release.deblur, placed by hand: docs/release.md): imported
-# with apl import-release into runs/release/weights.pt and scored like a stage. Files that may be absent cannot
-# be inputs, so the job always runs: absent files give results files saying "not run: weights absent" (Tables
-# 1, 2, 4 and 5 show that; the figures leave the release out), and `found` (each file's size and mtime, or
-# null) reruns the job through Snakemake's params trigger when a file is placed, replaced or removed.
+# with apl import-release into runs/release/weights.pt and scored like a stage (its maps and images go to
+# runs/release/maps/; runs/release/import.json, always written, says what was found). Files that may be absent
+# cannot be inputs, so the job is in every DAG: absent files give results files saying "not run: weights absent"
+# (Tables 1, 2, 4 and 5 show that; the figures leave the release out), and `found` (each file's size and mtime,
+# or null) reruns the job through Snakemake's params trigger when a file is placed, replaced or removed.
 rule evaluate_release:
     input:
         datasets=f"{DATA}/datasets",
     output:
         metrics=[f"{RESULTS}/metrics/{RELEASE_RUN}/{stage}.json" for stage in RELEASE_STAGES],
-        run=directory(f"{RESULTS}/runs/{RELEASE_RUN}"),
-        maps=directory(f"{RESULTS}/maps/{RELEASE_RUN}"),
+        run=directory(f"{RESULTS}/runs/{RELEASE_RUN}"),   # weights.pt, import.json (what was found), maps/
     params:
         release=config["release"],
         found=lambda wildcards: release_fingerprint(config),
@@ -70,5 +70,5 @@ rule evaluate_release:
     shell:
         apl(
             "evaluate-release",
-            "--datasets {input.datasets} --run-dir {output.run} --maps {output.maps} --out-dir {params.out_dir}",
+            "--datasets {input.datasets} --run-dir {output.run} --maps {output.run}/maps --out-dir {params.out_dir}",
         )

@@ -51,7 +51,7 @@ rule tables:
             for path in TABLE_FILES
         ],
     params:
-        metrics=f"{RESULTS}/metrics",
+        metrics=lambda wildcards, input: os.path.commonpath(list(input)),   # metrics/: seed<N>/..., baselines/
         out=lambda wildcards, output: os.path.dirname(output[0]),
         train=config["train"],
     log:
