@@ -84,6 +84,37 @@ def claims(results: Path) -> list[tuple[str, str, bool]]:
     return rows
 
 
+DETECTION_ROWS = [("B(I), the teacher (LBP + matting)", "baselines", "lbp"), ("SVD (ours)", "baselines", "svd"),
+                  ("HiFST-style (ours)", "baselines", "hifst"), ("Single G_ws", "single", "single_gws"),
+                  ("Single G_ws on GT masks", "single", "single_gws_masks"),
+                  *[(f"G_ws O{n}", "ufat", f"gws_O{n}") for n in (1, 2, 3)]]
+DEBLUR_ROWS = [("defocused input, unchanged", "baselines", "input"), ("pretrain", "ufat", "pretrain"),
+               ("Single G_sr (U-GAN)", "single", "single_gsr"), *[(f"G_sr O{n}", "ufat", f"gsr_O{n}") for n in (1, 2, 3)]]
+
+
+def stage_tables(results: Path) -> str:
+    """Every stage's scores, mean +- std over the seeds: detection on CUHK's test set and the validation split,
+    deblurring on the held-out synthetic pairs and the real photographs' colour shift."""
+    lines = ["| stage | CUHK test F_max | CUHK test MAE | validation F_max | validation MAE |", "|---|---|---|---|---|"]
+    for name, run, stage in DETECTION_ROWS:
+        try:
+            cells = [text(values(results, run, stage, dataset, key)) for dataset in ("CUHK", "Validation")
+                     for key in ("fmax", "mae")]
+        except SystemExit:
+            continue
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "| stage | held-out pooled PSNR (dB) | held-out SSIM | saturated values | colour shift in focus / "
+              "blurred (8-bit levels, real photographs) |", "|---|---|---|---|---|"]
+    for name, run, stage in DEBLUR_ROWS:
+        held = "Synthetic held-out"
+        cells = [text(values(results, run, stage, held, "psnr_pooled"), 2), text(values(results, run, stage, held, "ssim")),
+                 text([100 * v for v in values(results, run, stage, held, "clipped")], 2) + " %",
+                 text(values(results, run, stage, "Real photographs", "colour_shift_in_focus"), 2) + " / "
+                 + text(values(results, run, stage, "Real photographs", "colour_shift_blurred"), 2)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="results/<profile> of a finished run")
@@ -93,6 +124,8 @@ def main() -> None:
     print("| claim | measured (mean +- std over seeds) | holds |\n|---|---|---|")
     for claim, measured, holds in claims(args.results):
         print(f"| {claim} | {measured} | {'yes' if holds else '**no**'} |")
+    print()
+    print(stage_tables(args.results))
 
 
 if __name__ == "__main__":
