@@ -16,15 +16,15 @@ import numpy as np
 import torch
 
 from apl.data.layout import (DEBLUR_SET, DETECTION_SETS, FOLDERS, MASK_FOLDERS, MASK_POLARITY, REAL_PHOTOS,
-                             TARGET_FOLDERS, evaluation_sets)
+                             TARGET_FOLDERS, evaluation_sets, pick_stems)
 from apl.io import list_images, read_image, read_mask, write_image, write_json
 from apl.metrics.deblurring import score_deblur_dirs
 from apl.metrics.detection import score_detection_dirs
 from apl.models.factory import build, configure_torch
 from apl.data.release_files import (RELEASE_NEEDS, RELEASE_RUN, RELEASE_STAGES, RELEASE_URL, absent_result,
                                     release_files, release_instructions)
-from apl.data.scale import resize_map, scaled_shape, to_scale
-from apl.predict import resize_image, run_tiled
+from apl.data.scale import resize_image, resize_map, scaled_shape, to_scale
+from apl.predict import run_tiled
 from apl.priors import prior_at_scale
 from apl.train import checkpoint, schedule
 
@@ -176,10 +176,11 @@ def colour_shift(outputs: Path, inputs: dict[str, Path], masks: Path) -> dict:
     resized to it."""
     sums = {"in_focus": np.zeros(3), "blurred": np.zeros(3)}
     counts = {"in_focus": 0, "blurred": 0}
+    mask_files = list_images(masks)
     for stem, path in inputs.items():
         out = read_image(outputs / f"{stem}.png").astype(np.float64)
         image = resize_image(read_image(path), out.shape[:2]).astype(np.float64)
-        focus = resize_map(read_mask(list_images(masks)[stem], MASK_POLARITY), out.shape[:2]) >= 0.5
+        focus = resize_map(read_mask(mask_files[stem], MASK_POLARITY), out.shape[:2]) >= 0.5
         for region, where in (("in_focus", focus), ("blurred", ~focus)):
             sums[region] += (out - image)[where].sum(axis=0)
             counts[region] += int(where.sum())
@@ -196,9 +197,7 @@ def score_deblurring_method(method, datasets: Path, maps_dir: Path, size: int, d
     real = next((key for key in DETECTION_SETS if key in detection), None)
     if real is not None:   # a fixed handful of real defocused photographs, for Figure 9 and the colour shift
         photos = list_images(datasets / FOLDERS[real])
-        stems = sorted(photos)
-        chosen = {stems[int(round(i))]: photos[stems[int(round(i))]]
-                  for i in np.linspace(0, len(stems) - 1, min(REAL_PHOTO_COUNT, len(stems)))}
+        chosen = {stem: photos[stem] for stem in pick_stems(photos, REAL_PHOTO_COUNT)}
         _timed_maps(method, chosen, maps_dir / f"{real}_photos")
         results[REAL_PHOTOS] = {"set": DETECTION_SETS[real], "pred_dir": str(maps_dir / f"{real}_photos"),
                                 "images": len(chosen),
@@ -219,8 +218,6 @@ def _score_predictor(config: dict, predictor: Predictor, task: str, stage: str, 
 def evaluate_stage(config: dict, stage: str, variant: str, weights, datasets, maps_dir) -> dict:
     predictor = Predictor(config, weights, schedule.gsr_variant(stage, variant))
     return _score_predictor(config, predictor, schedule.get(stage).task, stage, weights, datasets, maps_dir)
-
-
 
 
 def evaluate_release(config: dict, run_dir, datasets, maps_dir) -> dict[str, dict]:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from apl.data.scale import scaled_shape
+from apl.data.scale import RESAMPLING, resize_image, scaled_shape  # noqa: F401 (resize_image: part of this module's API)
 from apl.io import ImageError, atomic_path
 from apl.models.factory import build, pick_device
 from apl.train import checkpoint
@@ -121,17 +121,6 @@ def parse_resolution(text: str) -> str | int:
     if value < 8:
         raise ValueError(f"--resolution must be at least 8 pixels, got {value}")
     return value
-
-
-RESAMPLING = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
-
-
-def resize_image(image: np.ndarray, shape: tuple[int, int], resample: str = "bicubic") -> np.ndarray:
-    """uint8 RGB resized to shape (h, w), bicubic (antialiased when shrinking), as the training caches are;
-    `resample: bilinear` for weights whose meta says so (the authors' release: PIL bilinear)."""
-    if image.shape[:2] == tuple(shape):
-        return image
-    return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), RESAMPLING[resample]))
 
 
 def _axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -26,6 +26,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from apl.io import ImageError, list_images
 
 DETECTION_SETS = {"cuhk": "CUHK", "dut": "DUT"}   # folder -> name in the paper's tables (the test sets)
@@ -183,3 +185,12 @@ def train_masks_available(config: dict) -> bool:
     if config["data"]["source"] == "demo":
         return True
     return config["data"]["sets"]["train"] == "original_cuhk"
+
+
+def pick_stems(stems, count: int) -> list[str]:
+    """`count` stems spread evenly over the sorted list (always the same ones for the same test set): the images
+    the figures show and the real photographs every deblurring stage also deblurs."""
+    stems = sorted(stems)
+    if count >= len(stems):
+        return stems
+    return [stems[int(round(i))] for i in np.linspace(0, len(stems) - 1, count)]

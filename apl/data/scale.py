@@ -16,9 +16,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-MODES = ("squash", "photo")
-
-
 def scaled_shape(height: int, width: int, config: dict) -> tuple[int, int]:
     """(h, w) of an image of height x width at the config's scale."""
     size, scale = int(config["image_size"]), config["scale"]
@@ -29,12 +26,20 @@ def scaled_shape(height: int, width: int, config: dict) -> tuple[int, int]:
     return max(size, round(height * factor)), max(size, round(width * factor))
 
 
+RESAMPLING = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
+
+
+def resize_image(image: np.ndarray, shape: tuple[int, int], resample: str = "bicubic") -> np.ndarray:
+    """uint8 RGB (or grey) resized to shape (h, w), bicubic (antialiased when shrinking), as the training caches
+    are; `resample: bilinear` for weights whose meta says so (the authors' release: PIL bilinear)."""
+    if image.shape[:2] == tuple(shape):
+        return image
+    return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), RESAMPLING[resample]))
+
+
 def to_scale(image: np.ndarray, config: dict) -> np.ndarray:
     """uint8 RGB (or grey) image at the config's scale (bicubic, antialiased when shrinking)."""
-    shape = scaled_shape(*image.shape[:2], config)
-    if image.shape[:2] == shape:
-        return image
-    return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), Image.BICUBIC))
+    return resize_image(image, scaled_shape(*image.shape[:2], config))
 
 
 def resize_map(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -24,7 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from apl.data.layout import DEBLUR_SET, DETECTION_SETS, FOLDERS, HELDOUT_SET, MASK_FOLDERS, REAL_PHOTOS  # noqa: E402
+from apl.data.layout import (DEBLUR_SET, DETECTION_SETS, FOLDERS, HELDOUT_SET, MASK_FOLDERS, REAL_PHOTOS,  # noqa: E402
+                             pick_stems)
 from apl.io import atomic_path, list_images, read_image, read_json, read_mask  # noqa: E402
 from apl.metrics.detection import read_prediction  # noqa: E402
 
@@ -155,14 +156,6 @@ def draw_figure7(results: list[dict]):
 
 
 # ------------------------------------------------------------------------------------ Figures 6 and 9
-def pick_stems(stems, count: int) -> list[str]:
-    """`count` stems spread evenly over the sorted list (always the same ones for the same test set)."""
-    stems = sorted(stems)
-    if count >= len(stems):
-        return stems
-    return [stems[int(round(i))] for i in np.linspace(0, len(stems) - 1, count)]
-
-
 def _one(folder: str | Path, stem: str) -> Path:
     """The image of `stem` in a results folder; a missing one is an error naming both."""
     found = list_images(folder)
@@ -264,13 +257,14 @@ def draw_figure9(results: list[dict], datasets: str | Path, count: int = 4):
     real = results[0]["datasets"].get(REAL_PHOTOS)
     if real is not None:   # real defocused photographs: no sharp target; the GT mask (white = in focus) instead
         key = next(key for key, name in DETECTION_SETS.items() if name == real["set"])
-        for stem in pick_stems(list_images(real["pred_dir"]), min(count, 3)):
+        stems = pick_stems(list_images(real["pred_dir"]), min(count, 3))
+        for stem in stems:
             image = read_image(_one(datasets / FOLDERS[key], stem))
             cells = [(image, "")]
             for result in results:
                 shift = result["datasets"][REAL_PHOTOS]
                 note = (f"colour shift {shift['colour_shift_in_focus']:.1f} / {shift['colour_shift_blurred']:.1f}"
-                        if stem == pick_stems(list_images(real["pred_dir"]), min(count, 3))[0] else "")
+                        if stem == stems[0] else "")
                 cells.append((_fit(read_image(_one(shift["pred_dir"], stem)), image.shape[:2]), note))
             mask = read_mask(_one(datasets / MASK_FOLDERS[key], stem), "focus-white")
             cells.append((np.repeat((mask[..., None] * 255).astype(np.uint8), 3, axis=2), "GT mask (white = in focus)"))

@@ -218,9 +218,11 @@ class StageTrainer:
         losses: dict[str, torch.Tensor] = {}
         if kind == "pretrain":
             image, target, mask = self._window([self.inputs, self.targets, self.masks], self.shapes, index, generator)
-        else:
+        elif kind in ("gws", "single_gws"):   # the stages whose loss reads G_ws's pixel target
             image, prior_target = self._window([self.inputs, self.gws_targets], self.shapes, index, generator)
             prior_target = prior_target.unsqueeze(1)
+        else:
+            image, = self._window([self.inputs], self.shapes, index, generator)
         image = self._prep(image)
         with self._autocast():
             if kind == "pretrain":
