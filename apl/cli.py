@@ -135,7 +135,7 @@ def cmd_figure9(args):
 
 def cmd_showcase(args):
     from apl.report.figures import showcase
-    print(showcase(args.results, args.datasets, args.out))
+    print(showcase(args.results, args.datasets, args.out, args.weights))
 
 
 def cmd_training_curves(args):
@@ -185,11 +185,23 @@ def cmd_budget(args):
     print(budget.describe(config, budget.parse_seconds(config, args.seconds), args.device))
 
 
+# This project's G_sr does not yet deblur real photographs visibly (docs/real-photographs.md), so none is shipped.
+NO_DEFAULT_DEBLURRER = ("--task deblur needs --weights: apl ships only a defocus detector. Get a deblurrer by training "
+                        "a profile (snakemake --configfile config/cuhk.yaml, then --weights results/cuhk/runs/seed0/"
+                        "ufat/gsr_O3/weights.pt) or by importing the authors' (apl import-release --dbd DBD.pth "
+                        "--deblur deblur.pth --out release.pt; docs/release.md)")
+
+
 def cmd_predict(args):
     from apl.predict import Model, collect_inputs, parse_resolution, predict_photos
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
+    if args.weights is None:
+        if args.task == "deblur":
+            raise ValueError(NO_DEFAULT_DEBLURRER)
+        from apl.pretrained import detector_path
+        args.weights = detector_path()
     # Self-describing weights carry their config; -c is only read for weights saved before they did.
     config = config_module.load(args.config) if args.config else None
     model = Model(args.weights, config, device=args.device, resolution=parse_resolution(args.resolution),
@@ -202,6 +214,32 @@ def cmd_predict(args):
     result = predict_photos(model, inputs, args.task, args.out, bits=args.bits, overlay_dir=args.overlay,
                             progress=not args.quiet)
     print(f"{result['written']} photo(s) -> {args.out}" + (f" (overlays in {args.overlay})" if args.overlay else ""))
+
+
+def cmd_export_model(args):
+    from apl.data.layout import FOLDERS, MASK_FOLDERS, MASK_POLARITY, VALIDATION_SET
+    from apl.io import list_images, read_json, read_mask
+    from apl.predict import read_photo
+    from apl.pretrained import choose, export_detector
+    if len(args.weights) != len(args.metrics):
+        raise ValueError(f"--weights and --metrics pair up: got {len(args.weights)} weights and {len(args.metrics)} "
+                         "metrics files")
+    best, scores = choose(dict(zip(map(str, args.weights), args.metrics)))
+    chosen = read_json(args.metrics[list(map(str, args.weights)).index(best)])
+    validation = list_images(args.datasets / FOLDERS[VALIDATION_SET[0]])
+    mask_files = list_images(args.datasets / MASK_FOLDERS[VALIDATION_SET[0]])
+    photos = [read_photo(validation[stem]) for stem in sorted(validation)]
+    masks = [read_mask(mask_files[stem], MASK_POLARITY) for stem in sorted(validation)] if mask_files else None
+    record = export_detector(best, args.out, photos, {
+        "profile": _config(args)["profile"], "stage": chosen["stage"],
+        "chosen_on": "validation F_max, then MAE (never the test images)", "candidates": scores,
+        "scores": {name: {key: entry[key] for key in ("fmax", "mae", "n_images") if key in entry}
+                   for name, entry in chosen["datasets"].items() if "fmax" in entry}}, masks=masks)
+    write_json(args.record, record)
+    print(f"{args.out}: G_ws of {best} (validation F_max {scores[best]['validation_fmax']:.3f}, MAE "
+          f"{scores[best]['validation_mae']:.3f}; best of {len(scores)}), float16 storage, {args.out.stat().st_size / 1e6:.2f} MB, "
+          f"maps within {record['max_map_change_levels']:.0f} level(s) of float32 on {len(photos)} validation photographs; "
+          f"runs at a longer side of {record.get('working_longer_side', 'train')} px by default")
 
 
 def cmd_import_release(args):
@@ -325,10 +363,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", type=Path, required=True, help="the prepared datasets folder (the input images)")
     p.add_argument("--count", type=int, default=4, help="DP test images shown")
     p.add_argument("--out", type=Path, required=True, help="the PNG; the PDF is written beside it")
-    p = add("showcase", cmd_showcase, "the README's picture: a row of Figure 6 above a row of Figure 9, from a "
-            "finished run (make readme-figure)", config=False)
-    p.add_argument("--results", type=Path, required=True, help="results/<profile> of a finished run")
+    p = add("showcase", cmd_showcase, "the README's picture: CUHK test photographs, B(I), the default detector's "
+            "map and GT, from a finished run of the real-data profile (make readme-figure)", config=False)
+    p.add_argument("--results", type=Path, required=True, help="results/<profile> of a finished run (its B(I) maps)")
     p.add_argument("--datasets", type=Path, required=True, help="data/<profile>/datasets")
+    p.add_argument("--weights", type=Path, default=None, help="the detector to show (default: the one apl ships)")
     p.add_argument("--out", type=Path, required=True, help="the PNG")
     p = add("training-curves", cmd_training_curves, "plot the losses of every training phase (PNG and PDF)",
             config=False)
@@ -364,17 +403,19 @@ def parser() -> argparse.ArgumentParser:
                         "optionally per variant (ugan/gsr=0.4)")
     p.add_argument("--device", default="the measured device", help="what the seconds were measured on, for the heading")
     p = add("predict", cmd_predict, "focus maps or deblurred images for your own photographs, at their full size")
-    p.add_argument("--weights", type=Path, required=True,
-                   help="a stage's weights.pt (gsr_O3 holds G_ws and G_sr); it records how to rebuild its networks")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="a stage's weights.pt (gsr_O3 holds G_ws and G_sr); it records how to rebuild its networks. "
+                        "Default: the defocus detector shipped with apl (docs/model.md; detection only)")
     p.add_argument("--input", nargs="+", required=True,
                    help="photos, folders of photos and/or quoted patterns ('photos/*.jpg'); JPEG PNG TIFF BMP WebP")
     p.add_argument("--task", choices=("detect", "deblur"), default="detect",
                    help="detect: focus map, white = in focus; deblur: the composite R(1-M) + I M")
     p.add_argument("--out", type=Path, required=True, help="folder for <name>.png, one per photo, at the photo's size")
-    p.add_argument("--resolution", default="train",
-                   help="where the networks run: train (the scale they were trained at, default: the square, or "
-                        "the longer side of scale.mode photo), full (the photo's own size, in tiles) or N (longer "
-                        "side N pixels, aspect kept)")
+    p.add_argument("--resolution", default="auto",
+                   help="where the networks run: auto (default: the longer side the weights record, chosen on "
+                        "validation photographs, as the default detector does; else train), train (the scale they "
+                        "were trained at: the square, or the longer side of scale.mode photo), full (the photo's own "
+                        "size, in tiles) or N (longer side N pixels, aspect kept)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present) | cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--bits", type=int, choices=(8, 16), default=8, help="bit depth of the focus-map PNGs")
@@ -383,6 +424,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=512, help="largest side the networks see at once (memory bound)")
     p.add_argument("--overlap", type=int, default=128, help="pixels neighbouring tiles share and cross-fade over")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = add("export-model", cmd_export_model, "the default detector apl predict ships: the candidate with the best "
+            "validation score, G_ws only, large tensors float16 (docs/model.md; make model)")
+    p.add_argument("--weights", type=Path, nargs="+", required=True, help="the candidates' weights.pt files")
+    p.add_argument("--metrics", type=Path, nargs="+", required=True,
+                   help="their metrics JSONs, in the same order (the choice reads only their validation scores)")
+    p.add_argument("--datasets", type=Path, required=True, help="data/<profile>/datasets: its validation photographs "
+                   "check that float16 storage moves no map by more than one 8-bit level, and with their masks choose "
+                   "the working scale apl predict runs the model at")
+    p.add_argument("--out", type=Path, required=True, help="the exported weights file")
+    p.add_argument("--record", type=Path, required=True, help="a JSON of what was exported, from what, and why")
     p = add("import-release", cmd_import_release, "convert the authors' released DBD.pth (and deblur.pth) into a "
             "weights file apl predict reads (docs/release.md)", config=False)
     p.add_argument("--dbd", type=Path, required=True, help="the release's detector state dict (CNN_for_DBD), DBD.pth")

@@ -2,6 +2,9 @@
 
 A photograph is read with its EXIF orientation applied. The networks run on a working copy:
 
+* ``auto`` (default): the working scale recorded in the weights when they were exported as a packaged model
+  (apl.pretrained: a longer side chosen on validation photographs; a smaller photo runs at its own size),
+  else ``train``;
 * ``train``: the scale the networks were trained at, exactly what training and the pipeline's evaluation
   do: the photo squashed to their square (image_size x image_size), or, for weights trained with
   ``scale.mode: photo``, the whole photo brought to their longer side (aspect kept), fully convolutionally;
@@ -112,12 +115,12 @@ def working_shape(height: int, width: int, resolution: str | int, train_size: in
 
 
 def parse_resolution(text: str) -> str | int:
-    if text in ("train", "full"):
+    if text in ("auto", "train", "full"):
         return text
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"--resolution must be train, full or a number of pixels, got {text!r}") from None
+        raise ValueError(f"--resolution must be auto, train, full or a number of pixels, got {text!r}") from None
     if value < 8:
         raise ValueError(f"--resolution must be at least 8 pixels, got {value}")
     return value
@@ -220,7 +223,7 @@ class Model:
     """The networks of a weights file, ready to run on photographs of any size."""
 
     def __init__(self, weights: str | Path, config: dict | None = None, device: str = "auto",
-                 resolution: str | int = "train", tile: int = 512, overlap: int = 128):
+                 resolution: str | int = "auto", tile: int = 512, overlap: int = 128):
         self.weights = Path(weights)
         states, self.meta, config = checkpoint.load_weights(self.weights, config)
         self.config = copy.deepcopy(config)
@@ -234,6 +237,11 @@ class Model:
         if tile < 64 or tile % 8 or overlap < 0 or overlap >= tile // 2:
             raise ValueError(f"--tile must be a multiple of 8 of at least 64 and --overlap below half of it "
                              f"(got tile {tile}, overlap {overlap})")
+        # auto: the working scale chosen for these weights on validation photographs, if any, never above the
+        # photo's own size (upscaling a small photo to it measured worse than running at its size)
+        self.no_upscaling = resolution == "auto" and bool(self.meta.get("export", {}).get("working_longer_side"))
+        if resolution == "auto":
+            resolution = self.meta.get("export", {}).get("working_longer_side") or "train"
         self.resolution, self.tile, self.overlap = resolution, tile, overlap
         # How the photo meets the networks and how the deblurred image is formed (meta of imported weights,
         # apl.models.release): "paper" composites R clipped to [0, 1]; "release" composites the release's
@@ -258,6 +266,9 @@ class Model:
         nets = " + ".join({"gws": "G_ws", "gsr": f"G_sr ({self.variant})"}[n] for n in self.nets)
         if "release" in self.meta:
             nets += f" of the authors' release ({self.meta['release'].get('url', 'imported')})"
+        if "export" in self.meta:
+            export = self.meta["export"]
+            nets += f" (apl's default detector: {export['stage']} of the {export['profile']} profile, docs/model.md)"
         scale = self.config["scale"]
         trained = (f"{self.train_size}x{self.train_size} crops of photos at a longer side of {scale['longer_side']} px"
                    if scale["mode"] == "photo" else f"{self.train_size}x{self.train_size}")
@@ -299,6 +310,8 @@ class Model:
         height, width = photo.shape[:2]
         if self.resolution == "train" and self.config["scale"]["mode"] == "photo":
             shape = scaled_shape(height, width, self.config)
+        elif self.no_upscaling and max(height, width) <= int(self.resolution):
+            shape = (height, width)
         else:
             shape = working_shape(height, width, self.resolution, self.train_size)
         small = resize_image(photo, shape, self.resample)

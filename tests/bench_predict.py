@@ -5,10 +5,11 @@ process with torch limited to --threads (default 2) and times `predict_photos` o
 EXIF orientation, the networks, the full-size map / composite and writing the PNG. Peak memory is the
 process's maximum resident set (ru_maxrss), which includes the Python interpreter and torch (reported on
 its own as "baseline"). Networks have random weights of the profile's sizes: the time does not depend on
-their values.
+their values; profile `default` is the detector apl ships (docs/model.md). "load" is the seconds to build the
+Model from its file (torch already imported).
 
     python tests/bench_predict.py                      # all cases below
-    python tests/bench_predict.py --cases paper:detect:train demo:detect:full
+    python tests/bench_predict.py --cases default:detect:train default:detect:full
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "tests" / "fixtures" / "cuhk_original" / "image" / "out_of_focus0001.jpg"
 PROFILES = {"paper": ["config/config.yaml"], "demo": ["config/config.yaml", "config/demo.yaml"]}
-CASES = ["paper:detect:train", "paper:deblur:train", "demo:detect:train", "demo:deblur:train",
+CASES = ["default:detect:auto", "default:detect:train", "default:detect:full", "paper:detect:train", "paper:deblur:train", "demo:detect:train", "demo:deblur:train",
          "demo:detect:full", "demo:deblur:full", "demo:detect:full:24"]
 
 CHILD = r"""
@@ -31,18 +32,25 @@ from pathlib import Path
 torch.set_num_threads(int(sys.argv[5]))
 from apl.predict import Model, collect_inputs, predict_photos
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-model = Model(sys.argv[1], device="cpu", resolution=sys.argv[4] if sys.argv[4] in ("train", "full") else int(sys.argv[4]))
+load = time.perf_counter()
+model = Model(sys.argv[1], device="cpu", resolution=sys.argv[4] if sys.argv[4] in ("auto", "train", "full") else int(sys.argv[4]))
+load = time.perf_counter() - load
 inputs = collect_inputs([sys.argv[2]])
 start = time.perf_counter()
 predict_photos(model, inputs, sys.argv[3], Path(sys.argv[6]), progress=False)
 seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({"seconds": seconds, "load": load, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "baseline_mb": baseline / 1024}))
 """
 
 
 def make_weights(profile: str, path: Path) -> None:
     sys.path.insert(0, str(ROOT))
+    if profile == "default":
+        import shutil
+        from apl.pretrained import detector_path
+        shutil.copy(detector_path(), path)
+        return
     from apl import config as config_module
     from apl.models.factory import build
     from apl.train import checkpoint
@@ -66,8 +74,8 @@ def main() -> None:
             Image.open(PHOTO).convert("RGB").resize(size, Image.BICUBIC).save(folder / "photo.jpg", quality=92)
             photos[mp] = folder
         weights = {}
-        print("| profile | task | --resolution | photo | seconds | peak memory (MB) | of which baseline |")
-        print("|---|---|---|---|---|---|---|")
+        print("| profile | task | --resolution | photo | seconds | load (s) | peak memory (MB) | of which baseline |")
+        print("|---|---|---|---|---|---|---|---|")
         for case in args.cases:
             profile, task, resolution, *mp = case.split(":")
             mp = int(mp[0]) if mp else 12
@@ -81,7 +89,7 @@ def main() -> None:
                 print(f"| {profile} | {task} | {resolution} | {mp} MP | failed: {result.stderr.strip()[-300:]} |")
                 continue
             r = json.loads(result.stdout.strip().splitlines()[-1])
-            print(f"| {profile} | {task} | {resolution} | {mp} MP | {r['seconds']:.1f} | {r['peak_mb']:.0f} | "
+            print(f"| {profile} | {task} | {resolution} | {mp} MP | {r['seconds']:.1f} | {r['load']:.2f} | {r['peak_mb']:.0f} | "
                   f"{r['baseline_mb']:.0f} |", flush=True)
 
 

@@ -22,7 +22,7 @@ TRACKED_ROOTS = ("apl/", "config/", "docs/", "tests/", "workflow/", "pipelines/"
 TRACKED_FILES = ("Makefile", "dvc.yaml", "environment.yml", "requirements.lock", "requirements-torch.txt",
                  "pyproject.toml", "Snakefile")
 CONFIG_ROOTS = ("seeds", "seed", "device", "jobs_per_gpu", "image_size", "scale", "data", "prior", "synthesis",
-                "models", "train", "evaluation", "release")
+                "models", "train", "evaluation", "model", "release")
 NEEDS = re.compile(r"#.*\bneeds\b", re.IGNORECASE)
 
 

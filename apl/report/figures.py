@@ -189,8 +189,9 @@ def _grid(rows: list[list[tuple[np.ndarray, str]]], headers: list[str], row_labe
                 axis.imshow(array, interpolation="bilinear")
             axis.set_xticks([])
             axis.set_yticks([])
-            if note:
-                axis.set_xlabel(note, fontsize=8, labelpad=2)
+            if note:   # inside the image's bottom edge: a label below it would fall under the next row's images
+                axis.text(0.5, 0.02, note, transform=axis.transAxes, ha="center", va="bottom", fontsize=7,
+                          bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.8, "linewidth": 0})
             if r == 0:
                 axis.set_title(headers[c], fontsize=9)
         axes[r, 0].set_ylabel(row_labels[r], fontsize=8)
@@ -276,30 +277,38 @@ def draw_figure9(results: list[dict], datasets: str | Path, count: int = 4):
     return _grid(rows, headers, row_labels, "Figure 9: defocus deblurring (output = R (1 - M) + I M)")
 
 
-def showcase(results_dir: str | Path, datasets: str | Path, out_png: str | Path) -> Path:
-    """The README's picture, from a finished run: one row of Figure 6 (input, B(I), Single G_ws, G_ws O3, GT)
-    above one row of Figure 9 (input, Single G_sr, G_sr O3, target), the first seed's outputs."""
-    import io
-    metrics = Path(results_dir) / "metrics"
-    first = sorted(p.name for p in metrics.glob("seed*"))[0]
-    detection = [read_json(metrics / path) for path in
-                 ("baselines/lbp.json", f"{first}/single/single_gws.json", f"{first}/ufat/gws_O3.json")]
-    deblur = [read_json(metrics / path) for path in (f"{first}/single/single_gsr.json", f"{first}/ufat/gsr_O3.json")]
-    strips = []
-    for fig in (draw_figure6(detection, datasets, per_set=1), draw_figure9(deblur, datasets, count=1)):
-        buffer = io.BytesIO()
-        fig.savefig(buffer, dpi=110, format="png")
-        plt.close(fig)
-        strips.append(Image.open(buffer).convert("RGB"))
-    width = max(strip.width for strip in strips)
-    sheet = Image.new("RGB", (width, sum(strip.height for strip in strips)), "white")
-    top = 0
-    for strip in strips:
-        sheet.paste(strip, ((width - strip.width) // 2, top))
-        top += strip.height
+def showcase(results_dir: str | Path, datasets: str | Path, out_png: str | Path, weights: str | Path | None = None,
+             count: int = 3) -> Path:
+    """The README's picture, from a finished run of a profile with CUHK's test images (config/cuhk.yaml): for
+    `count` fixed test photographs, the photograph, its blur prior B(I) (the run's saved LBP maps), the map of
+    the detector `apl predict` runs (`weights`; default: the one apl ships) and the GT mask, each map scored."""
+    from apl.metrics.detection import evaluate_detection
+    from apl.predict import Model, full_size_outputs, read_photo
+    from apl.pretrained import detector_path
+    model = Model(weights or detector_path(), device="cpu")
+    lbp = read_json(Path(results_dir) / "metrics" / "baselines" / "lbp.json")
+    folder, name = next(iter(test_sets(lbp).items()))
+    entry = lbp["datasets"][name]
+    masks = list_images(entry["gt_dir"])
+    rows, labels = [], []
+    for stem in pick_stems(masks, count):
+        photo = read_photo(_one(Path(datasets) / FOLDERS[folder], stem))
+        gt = read_mask(masks[stem], entry["gt_polarity"])
+        prior = np.clip(_fit(read_prediction(_one(entry["pred_dir"], stem)), gt.shape), 0, 1)
+        _, focus, _ = model.predict(photo, "detect")
+        ours = full_size_outputs(photo, focus, None, want_map=True, want_overlay=False)["map"] / 255.0
+        cells = [(_fit(photo, gt.shape), "")]
+        for array in (prior, ours):
+            score = evaluate_detection([array], [gt])
+            cells.append((array, f"F_max {score['fmax']:.2f}, MAE {score['mae']:.2f}"))
+        rows.append(cells + [(gt, "")])
+        labels.append(f"{name}\n{stem}")
+    fig = _grid(rows, ["Photograph", "Blur prior B(I)", "apl predict (default model)", "Ground truth"], labels,
+                "Defocus maps of CUHK test photographs (white = in focus)")
     out_png = Path(out_png)
     with atomic_path(out_png) as tmp:
-        sheet.save(tmp, format="PNG", optimize=True)
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
     return out_png
 
 

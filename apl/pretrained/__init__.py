@@ -1,0 +1,129 @@
+"""The models this project ships inside the package: a defocus detector (G_ws) trained by this pipeline.
+
+`apl predict` with no `--weights` runs `detector.pt` (docs/model.md, its model card). The file is an ordinary
+apl weights file (apl.train.checkpoint) holding only G_ws, its large tensors stored as float16 to stay small
+(the small ones, first and last layers, norms and biases, stay float32: rounding them moved maps by 3 levels);
+the networks load them into float32. `meta["export"]` records where it came from: the run, stage and seed, the
+validation scores it was chosen on, the largest change fp16 storage makes to a map, and the working scale
+(`working_longer_side`) that `apl predict --resolution auto`, its default, runs it at: the longer side of the
+candidates in WORKING_SIDES that scores best on the validation photographs.
+`make model` retrains it from CUHK and the full-clear photographs and writes it again (export_detector).
+"""
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from apl.io import read_json
+from apl.train import checkpoint
+
+DETECTOR = "detector.pt"
+MAX_BYTES = 2 * 1024 * 1024          # the packaged file stays small enough to ship in a wheel and a git clone
+MAX_LEVEL_CHANGE = 1.0               # fp16 storage may move a map by at most one 8-bit level
+HALF_FROM = 4096                     # tensors of at least this many values are stored as float16
+WORKING_SIDES = (320, 400, 480, 560, 640)   # working scales tried on the validation photographs (CUHK: 640 px)
+
+
+def detector_path() -> Path:
+    """The packaged detector's file (installed with apl, found through importlib.resources)."""
+    path = Path(str(resources.files(__package__) / DETECTOR))
+    if not path.is_file():
+        raise FileNotFoundError(f"the packaged defocus detector {path} is missing from this installation; reinstall apl "
+                                "(pip install -e .), rebuild it with `make model`, or pass --weights W")
+    return path
+
+
+def candidate_score(metrics_file: str | Path) -> tuple[float, float]:
+    """(validation F_max, validation MAE) of a stage's metrics file: the numbers the default is chosen on."""
+    from apl.data.layout import VALIDATION_SET
+    validation = read_json(metrics_file).get("datasets", {}).get(VALIDATION_SET[1])
+    if not validation or "fmax" not in validation:
+        raise ValueError(f"{metrics_file} has no validation scores; the default detector is chosen on the validation "
+                         "split only (a profile with data.validation > 0, e.g. config/cuhk.yaml)")
+    return float(validation["fmax"]), float(validation["mae"])
+
+
+def choose(candidates: dict[str, str | Path]) -> tuple[str, dict]:
+    """The candidate (weights file -> its metrics file) with the best validation F_max, then the lower MAE;
+    never a test score."""
+    scored = {weights: candidate_score(metrics) for weights, metrics in candidates.items()}
+    best = max(scored, key=lambda weights: (scored[weights][0], -scored[weights][1]))
+    return best, {weights: {"validation_fmax": f, "validation_mae": m} for weights, (f, m) in scored.items()}
+
+
+def _half(state: dict) -> dict:
+    return {key: value.half() if value.is_floating_point() and value.numel() >= HALF_FROM else value
+            for key, value in state.items()}
+
+
+def _map_change(full: str | Path, half: str | Path, photos: list[np.ndarray], resolution: str | int) -> float:
+    """Largest difference, in 8-bit levels, between the maps of the full-precision and the fp16 weights."""
+    from apl.predict import Model, full_size_outputs
+    largest = 0.0
+    models = [Model(path, device="cpu", resolution=resolution) for path in (full, half)]
+    for photo in photos:
+        maps = [full_size_outputs(photo, model.predict(photo, "detect")[1], None, want_map=True,
+                                  want_overlay=False)["map"].astype(np.int16) for model in models]
+        largest = max(largest, float(np.abs(maps[0] - maps[1]).max()))
+    return largest
+
+
+def working_scale_scores(weights: str | Path, photos: list[np.ndarray], masks: list[np.ndarray],
+                         sides=WORKING_SIDES) -> dict[int, dict]:
+    """{longer side: validation F_max and MAE} of the detector run at each working scale on `photos` (uint8 RGB)
+    against their masks (1 = in focus)."""
+    from apl.metrics.detection import evaluate_detection
+    from apl.predict import Model, full_size_outputs
+    scores = {}
+    for side in sides:
+        model = Model(weights, device="cpu", resolution=int(side))
+        maps = [full_size_outputs(photo, model.predict(photo, "detect")[1], None, want_map=True,
+                                  want_overlay=False)["map"] for photo in photos]
+        result = evaluate_detection(maps, masks)
+        scores[int(side)] = {"fmax": result["fmax"], "mae": result["mae"]}
+    return scores
+
+
+def export_detector(weights: str | Path, out: str | Path, photos: list[np.ndarray], provenance: dict,
+                    masks: list[np.ndarray] | None = None, sides=WORKING_SIDES) -> dict:
+    """Write G_ws of `weights` to `out` in the packaged format (G_ws only, large tensors float16) and check it.
+
+    `photos` (uint8 RGB, validation photographs) measure what fp16 storage changes in the maps; more than
+    MAX_LEVEL_CHANGE levels, or a file above MAX_BYTES, is an error and leaves no file behind. With their `masks`
+    (1 = in focus) the working scale is chosen among `sides` (best F_max, then MAE) and recorded.
+    Returns the export record kept in meta.
+    """
+    states, meta, _ = checkpoint.load_weights(weights)
+    if "gws" not in states:
+        raise checkpoint.WeightsError(f"{weights} holds no defocus detector (G_ws); export a single_gws or gws_O*/gsr_O* "
+                                      "stage")
+    meta = {key: value for key, value in meta.items() if key != "export"}
+    meta["architecture"] = {"gws": meta.get("architecture", {}).get("gws", {})}
+    record = {**provenance, "source": str(weights), "source_sha256": hashlib.sha256(Path(weights).read_bytes()).hexdigest(),
+              "storage": f"float16 for tensors of at least {HALF_FROM} values, float32 below"}
+    out = Path(out)
+    trial = out.with_name(out.name + ".check")
+    try:
+        checkpoint.atomic_save({"networks": {"gws": _half(states["gws"])}, "meta": {**meta, "export": record}}, trial)
+        if masks is not None:
+            record["working_scales"] = working_scale_scores(trial, photos, masks, sides)
+            record["working_longer_side"] = max(record["working_scales"], key=lambda side: (
+                record["working_scales"][side]["fmax"], -record["working_scales"][side]["mae"]))
+        record["max_map_change_levels"] = _map_change(weights, trial, photos, record.get(
+            "working_longer_side", "train")) if photos else None
+        if record["max_map_change_levels"] is not None and record["max_map_change_levels"] > MAX_LEVEL_CHANGE:
+            raise ValueError(f"float16 storage changes a map of {weights} by {record['max_map_change_levels']:.0f} levels "
+                             f"(at most {MAX_LEVEL_CHANGE:.0f} allowed); keep this model in float32")
+        checkpoint.atomic_save({"networks": {"gws": _half(states["gws"])}, "meta": {**meta, "export": record}}, out)
+    finally:
+        trial.unlink(missing_ok=True)
+    size = out.stat().st_size
+    if size > MAX_BYTES:
+        out.unlink()
+        raise ValueError(f"the exported detector would be {size / 1e6:.1f} MB, above the {MAX_BYTES / 1e6:.1f} MB a "
+                         "packaged model may take; export a narrower G_ws")
+    return record

@@ -1,0 +1,140 @@
+"""The defocus detector apl ships (apl/pretrained, docs/model.md): the packaged file, `apl predict` without
+--weights, and the export step that writes it (rule model, make model)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from apl.cli import main
+from apl.io import list_images, read_mask
+from apl.metrics.detection import evaluate_detection
+from apl.predict import Model, full_size_outputs, read_photo
+from apl.pretrained import HALF_FROM, MAX_BYTES, WORKING_SIDES, detector_path
+from apl.train import checkpoint
+
+from test_predict import CUHK, PHOTO, ROOT, apl
+
+
+def test_the_packaged_detector_is_small_self_describing_float16():
+    path = detector_path()
+    assert path.stat().st_size <= MAX_BYTES
+    saved = checkpoint.load(path)
+    assert list(saved["networks"]) == ["gws"]
+    tensors = [t for t in saved["networks"]["gws"].values() if t.is_floating_point()]
+    assert all(t.dtype == (torch.float16 if t.numel() >= HALF_FROM else torch.float32) for t in tensors)
+    meta = saved["meta"]
+    assert meta["format"] == checkpoint.FORMAT and meta["config"]["scale"]["mode"] == "photo"
+    export = meta["export"]
+    assert export["profile"] == "cuhk" and export["stage"] in meta["config"]["model"]["stages"]
+    assert export["max_map_change_levels"] <= 1
+    assert export["working_longer_side"] in WORKING_SIDES
+    # chosen on the validation split: the exported candidate has the best validation F_max of them all
+    chosen = export["candidates"][export["source"]]["validation_fmax"]
+    assert chosen == max(c["validation_fmax"] for c in export["candidates"].values())
+
+
+def test_predict_without_weights_gives_real_maps_of_the_photo_size(tmp_path):
+    """The README's first use: no --weights, a map per photo at its size, better than calling all of it in focus
+    on CUHK photographs with masks (a test of the model, not only of the plumbing)."""
+    shutil.copytree(CUHK / "image", tmp_path / "photos")
+    result = apl("predict", "--input", "photos", "--out", "maps", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "default detector" in result.stdout
+    maps, gts, ones = [], [], []
+    photos = list_images(tmp_path / "photos")
+    for stem, gt_path in list_images(CUHK / "gt").items():
+        out = Image.open(tmp_path / "maps" / f"{stem}.png")
+        assert out.size == Image.open(photos[stem]).size
+        maps.append(np.asarray(out) / 255.0)
+        gts.append(read_mask(gt_path, "blur-white"))
+        ones.append(np.ones_like(maps[-1]))
+    ours, flat = evaluate_detection(maps, gts), evaluate_detection(ones, gts)
+    assert ours["fmax"] > flat["fmax"] + 0.1 and ours["mae"] < flat["mae"] - 0.2, (ours["fmax"], flat["fmax"])
+
+
+def test_deblur_without_weights_says_how_to_get_a_deblurrer(tmp_path, capsys):
+    assert main(["predict", "--input", str(PHOTO), "--task", "deblur", "--out", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "apl import-release" in error and "snakemake" in error
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def two_runs(tiny_data, tmp_path_factory, test_config):
+    """Two Single G_ws runs of the test profile (seeds 0 and 1), as the rule `model` finds them."""
+    from apl.train.loop import train_stage
+    root = tmp_path_factory.mktemp("model_runs")
+    for seed in (0, 1):
+        train_stage(test_config, "single_gws", "single", tiny_data / "cache", None, root / f"seed{seed}", seed=seed)
+    return root
+
+
+def write_metrics(path, validation_fmax, validation_mae):
+    path.write_text(json.dumps({"task": "detection", "stage": "single_gws", "datasets": {
+        "Validation": {"fmax": validation_fmax, "mae": validation_mae, "n_images": 3},
+        "CUHK": {"fmax": 0.5, "mae": 0.3, "n_images": 6}}}))
+    return path
+
+
+def test_export_writes_the_packaged_format_from_the_best_validation_candidate(two_runs, tmp_path):
+    datasets = tmp_path / "datasets"
+    shutil.copytree(CUHK / "image", datasets / "val" / "images")
+    (datasets / "val" / "masks").mkdir()
+    for stem, path in list_images(CUHK / "gt").items():   # prepared masks are white = in focus
+        Image.fromarray(np.uint8(read_mask(path, "blur-white") * 255)).save(datasets / "val" / "masks" / f"{stem}.png")
+    metrics = [write_metrics(tmp_path / "m0.json", 0.70, 0.20), write_metrics(tmp_path / "m1.json", 0.75, 0.25)]
+    weights = [two_runs / "seed0" / "weights.pt", two_runs / "seed1" / "weights.pt"]
+    out, record = tmp_path / "detector.pt", tmp_path / "detector.json"
+    assert main(["export-model", "-c", str(ROOT / "config" / "config.yaml"), "-c", str(ROOT / "config" / "test.yaml"),
+                 "--weights", *map(str, weights), "--metrics", *map(str, metrics), "--datasets", str(datasets),
+                 "--out", str(out), "--record", str(record)]) == 0
+    saved = checkpoint.load(out)
+    assert list(saved["networks"]) == ["gws"]
+    tensors = [t for t in saved["networks"]["gws"].values() if t.is_floating_point()]
+    assert all(t.dtype == (torch.float16 if t.numel() >= HALF_FROM else torch.float32) for t in tensors)
+    export = json.loads(record.read_text())
+    assert export["source"] == str(weights[1]) == saved["meta"]["export"]["source"]   # the better validation F_max
+    assert export["max_map_change_levels"] <= 1
+    # the working scale apl predict uses by default: the best of those tried on the validation photographs
+    scales = {int(side): score for side, score in export["working_scales"].items()}
+    assert set(scales) == set(WORKING_SIDES) and export["working_longer_side"] == max(
+        scales, key=lambda side: (scales[side]["fmax"], -scales[side]["mae"]))
+    assert Model(out).resolution == export["working_longer_side"] and Model(weights[1]).resolution == "train"
+    # what the exported file computes is what its float32 source computes, within one 8-bit level
+    photo = read_photo(PHOTO)
+    maps = [full_size_outputs(photo, Model(path, device="cpu", resolution="train").predict(photo, "detect")[1], None,
+                              want_map=True,
+                              want_overlay=False)["map"].astype(int) for path in (weights[1], out)]
+    assert np.abs(maps[0] - maps[1]).max() <= 1
+
+
+def test_export_refuses_candidates_without_validation_scores(two_runs, tmp_path, capsys):
+    (tmp_path / "m.json").write_text(json.dumps({"datasets": {"CUHK": {"fmax": 0.9, "mae": 0.1}}}))
+    assert main(["export-model", "--weights", str(two_runs / "seed0" / "weights.pt"), "--metrics",
+                 str(tmp_path / "m.json"), "--datasets", str(tmp_path), "--out", str(tmp_path / "d.pt"),
+                 "--record", str(tmp_path / "d.json")]) == 1
+    assert "validation" in capsys.readouterr().err
+    assert not (tmp_path / "d.pt").exists()
+
+
+def test_the_readme_picture_is_drawn_from_a_finished_run(pipeline_run, tmp_path):
+    """make readme-figure's command on the test profile's run: photograph, B(I), the default map, GT."""
+    from apl.report.figures import showcase
+    out = showcase(pipeline_run / "results" / "test", pipeline_run / "data" / "test" / "datasets", tmp_path / "s.png")
+    picture = np.asarray(Image.open(out).convert("L"), dtype=float)
+    assert picture.shape[1] > 400 and picture.std() > 20   # drawn images, not an empty canvas
+
+
+def test_auto_runs_at_the_recorded_scale_and_never_upscales():
+    model = Model(detector_path(), device="cpu")
+    side = checkpoint.load(detector_path())["meta"]["export"]["working_longer_side"]
+    photo = read_photo(PHOTO)                                            # 640 x 427
+    assert max(model.predict(photo, "detect")[0]) == side
+    small = photo[::4, ::4]                                             # 160 x 107: below the working scale
+    assert model.predict(small, "detect")[0] == small.shape[:2]
+    assert max(Model(detector_path(), device="cpu", resolution="train").predict(photo, "detect")[0]) == 320
