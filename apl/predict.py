@@ -12,10 +12,11 @@ A photograph is read with its EXIF orientation applied. The networks run on a wo
 * an integer N: the photo with its longer side scaled to N pixels (aspect kept), in tiles if large.
 
 Whatever the working size, every output has the photo's full size. The focus map M is brought back
-to full size (bilinear); the deblurred image is the composite ``out = R_up * (1 - M) + I * M``
-computed at full size, with the reconstruction R upsampled from the working size (or computed there
-at full size, in tiles), so the in-focus pixels come from the original photograph, not from a
-downscaled copy. Full-size arrays are produced a strip of rows at a time, and the networks see at
+to full size (bilinear); the deblurred image is the full-size photograph plus what G_sr restores where M
+says defocused, ``out = I + (R - I_small)_up * (1 - M)``, with G_sr's change R - I_small upsampled from the
+working size: at the photo's own size this is the paper's composite ``R (1 - M) + I M``, and at any smaller
+size no pixel loses the photograph's own detail (upsampling R itself returned photographs blurrier than
+they came, issue 30). Full-size arrays are produced a strip of rows at a time, and the networks see at
 most one tile at a time, so a 24-megapixel photo needs a few hundred megabytes, not gigabytes.
 """
 from __future__ import annotations
@@ -292,20 +293,23 @@ class Model:
         return np.asarray(Image.fromarray(prior, mode="F").resize((small.shape[1], small.shape[0]), Image.BILINEAR))
 
     @torch.no_grad()
-    def _reconstruction_small(self, small: np.ndarray, focus: np.ndarray) -> np.ndarray:
-        """G_sr's reconstruction R at the working size (h x w x 3 float32 in [0, 1])."""
+    def _restoration_small(self, small: np.ndarray, focus: np.ndarray) -> np.ndarray:
+        """What G_sr restores at the working size: its reconstruction R minus the working copy, R - I_small
+        (h x w x 3 float32, in units of [0, 1]). R is clipped to [0, 1] first ("paper"), or left as the release's
+        unclipped Q ("release": the output is clipped after compositing, as the release does)."""
         gsr = self.nets["gsr"]
-        x = torch.cat([self._tensor(small), torch.from_numpy(np.array(focus, dtype=np.float32))[None, None]], dim=1)
+        image = self._tensor(small)
+        x = torch.cat([image, torch.from_numpy(np.array(focus, dtype=np.float32))[None, None]], dim=1)
 
         def reconstruct(both: torch.Tensor) -> torch.Tensor:
             return gsr(both[:, :3], both[:, 3:])["reconstruction"]
 
         recon = run_tiled(reconstruct, x, 3, self.tile, self.overlap, self.device)
         recon = recon[0] if self.output_rule == "release" else recon[0].clamp_(0, 1)
-        return recon.permute(1, 2, 0).numpy()
+        return (recon - image[0]).permute(1, 2, 0).numpy()
 
     def predict(self, photo: np.ndarray, task: str) -> tuple[tuple[int, int], Upsampler, Upsampler | None]:
-        """(working shape, focus upsampler, reconstruction upsampler or None) of one photo."""
+        """(working shape, focus upsampler, restoration upsampler (R - I at the working size) or None) of a photo."""
         self.check_task(task)
         height, width = photo.shape[:2]
         if self.resolution == "train" and self.config["scale"]["mode"] == "photo":
@@ -316,12 +320,12 @@ class Model:
             shape = working_shape(height, width, self.resolution, self.train_size)
         small = resize_image(photo, shape, self.resample)
         focus = self._focus_small(small)
-        recon = None
+        restoration = None
         if task == "deblur":
             if self.variant == "ugan":  # U-GAN takes no map and composites nothing: its output is R itself
                 focus = np.zeros_like(focus)
-            recon = Upsampler(self._reconstruction_small(small, focus), height, width)
-        return shape, Upsampler(focus[..., None], height, width), recon
+            restoration = Upsampler(self._restoration_small(small, focus), height, width)
+        return shape, Upsampler(focus[..., None], height, width), restoration
 
     def check_task(self, task: str) -> None:
         """A clear error when the weights lack the network `task` needs."""
@@ -337,18 +341,20 @@ class Model:
 
 
 # ------------------------------------------------------------------------------------- full-size outputs
-def full_size_outputs(photo: np.ndarray, focus: Upsampler, recon: Upsampler | None, *, want_map: bool,
-                      want_overlay: bool, bits: int = 8, output_rule: str = "paper") -> dict[str, np.ndarray]:
-    """The full-size map (uint8 or uint16), deblurred composite and overlay, a strip of rows at a time.
+def full_size_outputs(photo: np.ndarray, focus: Upsampler, restoration: Upsampler | None, *, want_map: bool,
+                      want_overlay: bool, bits: int = 8) -> dict[str, np.ndarray]:
+    """The full-size map (uint8 or uint16), deblurred image and overlay, a strip of rows at a time.
 
-    output_rule "paper": R is clipped to [0, 1] before the composite; "release" (apl.models.release): R is
-    the release's Q = unnormalise(G + I_df), composited unclipped and clipped after, as the release does."""
+    The deblurred image is the full-resolution photograph plus what G_sr restores where the map says
+    defocused: out = I + (R - I_small)_up (1 - M). At the photo's own size this is the paper's composite
+    R (1 - M) + I M exactly; at a smaller working size it keeps every detail of the photograph that G_sr did
+    not change, where upsampling R itself would replace the photograph with a blurrier copy."""
     height, width = photo.shape[:2]
     scale = 65535.0 if bits == 16 else 255.0
     out = {}
     if want_map:
         out["map"] = np.empty((height, width), dtype=np.uint16 if bits == 16 else np.uint8)
-    if recon is not None:
+    if restoration is not None:
         out["deblurred"] = np.empty_like(photo)
     if want_overlay:
         out["overlay"] = np.empty_like(photo)
@@ -359,12 +365,9 @@ def full_size_outputs(photo: np.ndarray, focus: Upsampler, recon: Upsampler | No
         if want_map:
             out["map"][top:bottom] = np.rint(m[..., 0] * scale)
         image = photo[top:bottom].astype(np.float32)
-        if recon is not None:
-            # out = R_up (1 - M) + I M: in-focus pixels come from the full-resolution original
-            r = recon.strip(top, bottom)
-            r = r if output_rule == "release" else np.clip(r, 0.0, 1.0)
-            composite = r * 255.0 * (1.0 - m) + image * m
-            out["deblurred"][top:bottom] = np.rint(np.clip(composite, 0, 255))
+        if restoration is not None:
+            restored = image + restoration.strip(top, bottom) * 255.0 * (1.0 - m)
+            out["deblurred"][top:bottom] = np.rint(np.clip(restored, 0, 255))
         if want_overlay:
             a = OVERLAY_STRENGTH * (1.0 - m)
             out["overlay"][top:bottom] = np.rint(image * (1.0 - a) + tint * a)
@@ -399,9 +402,9 @@ def predict_photos(model: Model, inputs: dict[str, Path], task: str, out_dir: Pa
             failed.append(str(err))
             bar.write(f"skipped: {err}")
             continue
-        _, focus, recon = model.predict(photo, task)
-        outputs = full_size_outputs(photo, focus, recon, want_map=task == "detect",
-                                    want_overlay=overlay_dir is not None, bits=bits, output_rule=model.output_rule)
+        _, focus, restoration = model.predict(photo, task)
+        outputs = full_size_outputs(photo, focus, restoration, want_map=task == "detect",
+                                    want_overlay=overlay_dir is not None, bits=bits)
         save(out_dir / f"{stem}.png", outputs["map"] if task == "detect" else outputs["deblurred"])
         if overlay_dir is not None:
             save(Path(overlay_dir) / f"{stem}.jpg", outputs["overlay"])

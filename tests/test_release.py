@@ -306,7 +306,7 @@ def test_predict_on_a_photo_of_another_size(files, tmp_path):
     shape, focus, recon = model.predict(photo, "deblur")
     expected = np.array(Image.fromarray(photo).resize((160, 160), Image.BILINEAR), dtype=np.float32) / 255
     assert shape == (160, 160) and np.allclose(seen[0][0].permute(1, 2, 0).numpy(), expected, atol=1e-6)
-    outputs = full_size_outputs(photo, focus, recon, want_map=True, want_overlay=False, output_rule="release")
+    outputs = full_size_outputs(photo, focus, recon, want_map=True, want_overlay=False)
     assert outputs["map"].shape == (120, 200) and outputs["deblurred"].shape == (120, 200, 3)
 
 
