@@ -122,10 +122,11 @@ def test_export_refuses_candidates_without_validation_scores(two_runs, tmp_path,
     assert not (tmp_path / "d.pt").exists()
 
 
-def test_the_readme_picture_is_drawn_from_a_finished_run(pipeline_run, tmp_path):
+def test_the_readme_picture_is_drawn_from_a_finished_run(pipeline_run, tmp_path, monkeypatch):
     """make readme-figure's command on the test profile's run: photograph, B(I), the default map, GT."""
     from apl.report.figures import showcase
-    out = showcase(pipeline_run / "results" / "test", pipeline_run / "data" / "test" / "datasets", tmp_path / "s.png")
+    monkeypatch.chdir(pipeline_run)   # results files name folders relative to the repository, as make runs it
+    out = showcase("results/test", "data/test/datasets", tmp_path / "s.png")
     picture = np.asarray(Image.open(out).convert("L"), dtype=float)
     assert picture.shape[1] > 400 and picture.std() > 20   # drawn images, not an empty canvas
 
