@@ -9,7 +9,12 @@ Two yardsticks, for each weights file and --resolution given:
   over the input's in the GT-defocused regions (> 1: sharper), the mean absolute change of the in-focus regions
   and the largest mean colour shift of a channel (8-bit levels).
 
-    python tests/bench_deblur.py --weights results/cuhk/runs/seed0/ufat/pretrain/weights.pt --resolutions auto full
+    python tests/bench_deblur.py --weights results/cuhk/runs/seed0/ufat/gsr_O3/weights.pt --resolutions auto full
+
+The map comes from the weights' own G_ws; a file without one (a pretraining stage) takes the G_ws of --gws
+(default: the detector apl ships). `--protect` composites a map-blind G_sr (variant ugan) with the map as
+well, out = I + (R - I)(1 - M), so that the map protects the in-focus regions (issue 30's second way for G_sr
+to use the map), where apl predict uses a U-GAN's output R as it is.
 """
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ from scipy.ndimage import gaussian_filter, laplace
 
 from apl.data.layout import pick_stems
 from apl.io import read_mask
-from apl.predict import Model, full_size_outputs, parse_resolution, read_photo
+from apl.data.scale import resize_image
+from apl.predict import Model, Upsampler, full_size_outputs, parse_resolution, read_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 CUHK = ROOT.parent / "shared" / "datasets" / "cuhk"
@@ -50,19 +56,27 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0 ** 2 / np.mean((a.astype(np.float64) - b) ** 2)))
 
 
-def deblur(model: Model, photo: np.ndarray) -> np.ndarray:
-    _, focus, restoration = model.predict(photo, "deblur")
-    return full_size_outputs(photo, focus, restoration, want_map=False, want_overlay=False)["deblurred"]
+def deblur(model: Model, photo: np.ndarray, upsample_r: bool = False) -> np.ndarray:
+    """apl predict's output; with `upsample_r`, the rule before issue 30 for comparison: R brought up from the
+    working size and composited, R_up (1 - M) + I M, which loses the photograph's detail below full size."""
+    shape, focus, restoration = model.predict(photo, "deblur")
+    if not upsample_r:
+        return full_size_outputs(photo, focus, restoration, want_map=False, want_overlay=False)["deblurred"]
+    height, width = photo.shape[:2]
+    small = Upsampler(resize_image(photo, shape, model.resample).astype(np.float32) / 255, height, width)
+    m = np.clip(focus.strip(0, height), 0, 1)
+    r = np.clip(small.strip(0, height) + restoration.strip(0, height), 0, 1) * 255
+    return np.rint(np.clip(r * (1 - m) + photo * m, 0, 255)).astype(np.uint8)
 
 
-def cuhk_rows(model: Model, cuhk: Path, count: int) -> dict[str, float]:
+def cuhk_rows(model: Model, cuhk: Path, count: int, upsample_r: bool) -> dict[str, float]:
     names = [row["original_name"] for row in csv.DictReader(open(ROOT / "apl/data/splits/cuhk_test_split.csv"))]
     energy_in = energy_out = 0.0
     changes, shifts = [], []
     for name in pick_stems(names, count):
         photo = read_photo(cuhk / "image" / name)
         focus = read_mask(cuhk / "gt" / f"{Path(name).stem}.png", "blur-white") >= 0.5
-        out = deblur(model, photo).astype(np.float64)
+        out = deblur(model, photo, upsample_r).astype(np.float64)
         grey_in, grey_out = photo.astype(np.float64).mean(axis=2), out.mean(axis=2)
         energy_in += float(np.sum(laplace(grey_in)[~focus] ** 2))
         energy_out += float(np.sum(laplace(grey_out)[~focus] ** 2))
@@ -80,6 +94,11 @@ def main() -> None:
     parser.add_argument("--cuhk", type=Path, default=CUHK, help="CUHK in its original layout (image/, gt/)")
     parser.add_argument("--count", type=int, default=12, help="CUHK test photographs")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--gws", type=Path, default=None,
+                        help="G_ws for weights that hold none (default: the detector apl ships)")
+    parser.add_argument("--protect", action="store_true", help="map-blind G_sr: composite with the map as well")
+    parser.add_argument("--upsampled-r", action="store_true",
+                        help="also the rule before issue 30 (R upsampled from the working size), for comparison")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pairs = synthetic_pairs()
@@ -90,16 +109,24 @@ def main() -> None:
     for weights in args.weights:
         for resolution in args.resolutions:
             model = Model(weights, device="cpu", resolution=parse_resolution(resolution))
-            gains, ssims = [], []
-            for sharp, blurred in pairs:
-                out = deblur(model, blurred)
-                gains.append(psnr(out, sharp) - psnr(blurred, sharp))
-                ssims.append(structural_similarity(out, sharp, channel_axis=2)
-                             - structural_similarity(blurred, sharp, channel_axis=2))
-            real = cuhk_rows(model, args.cuhk, args.count)
-            print(f"| {weights} | {resolution} | {np.mean(gains):+.2f} | {np.mean(ssims):+.4f} | "
-                  f"{real['sharpness']:.2f}x | {real['in_focus_change']:.2f} | {real['colour_shift']:.2f} |", flush=True)
-
+            if "gws" not in model.nets:
+                from apl.pretrained import detector_path
+                model.nets["gws"] = Model(args.gws or detector_path(), device="cpu").nets["gws"]
+            if args.protect and model.variant == "ugan":
+                model.variant = "ugan, composited with the map"   # apl predict then keeps the map (--protect)
+            for upsample_r in (False, True) if args.upsampled_r and resolution != "full" else (False,):
+                gains, ssims = [], []
+                for sharp, blurred in pairs:
+                    out = deblur(model, blurred, upsample_r)
+                    gains.append(psnr(out, sharp) - psnr(blurred, sharp))
+                    ssims.append(structural_similarity(out, sharp, channel_axis=2)
+                                 - structural_similarity(blurred, sharp, channel_axis=2))
+                real = cuhk_rows(model, args.cuhk, args.count, upsample_r)
+                rule = (" (R upsampled, before issue 30)" if upsample_r else "") + (
+                    ", map protects in focus" if args.protect and "ugan" in model.variant else "")
+                print(f"| {weights} | {resolution}{rule} | {np.mean(gains):+.2f} | {np.mean(ssims):+.4f} | "
+                      f"{real['sharpness']:.2f}x | {real['in_focus_change']:.2f} | {real['colour_shift']:.2f} |",
+                      flush=True)
 
 if __name__ == "__main__":
     main()
