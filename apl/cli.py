@@ -315,7 +315,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p = add("train", cmd_train, "train one stage of the schedule (resumes after an interruption)")
     p.add_argument("--stage", required=True)
-    p.add_argument("--variant", default="ufat", help="G_sr variant: ugan | dcgan | cdfgan | ufat")
+    p.add_argument("--variant", default="ufat", help="G_sr variant: ugan | dcgan | cdfgan | ufat | guard")
     p.add_argument("--cache-dir", type=Path, required=True)
     p.add_argument("--init", type=Path, default=None, help="weights of the previous stage")
     p.add_argument("--out-dir", type=Path, required=True)

@@ -12,9 +12,7 @@ Two yardsticks, for each weights file and --resolution given:
     python tests/bench_deblur.py --weights results/cuhk/runs/seed0/ufat/gsr_O3/weights.pt --resolutions auto full
 
 The map comes from the weights' own G_ws; a file without one (a pretraining stage) takes the G_ws of --gws
-(default: the detector apl ships). `--protect` composites a map-blind G_sr (variant ugan) with the map as
-well, out = I + (R - I)(1 - M), so that the map protects the in-focus regions (issue 30's second way for G_sr
-to use the map), where apl predict uses a U-GAN's output R as it is.
+(default: the detector apl ships).
 """
 from __future__ import annotations
 
@@ -96,7 +94,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--gws", type=Path, default=None,
                         help="G_ws for weights that hold none (default: the detector apl ships)")
-    parser.add_argument("--protect", action="store_true", help="map-blind G_sr: composite with the map as well")
     parser.add_argument("--upsampled-r", action="store_true",
                         help="also the rule before issue 30 (R upsampled from the working size), for comparison")
     args = parser.parse_args()
@@ -112,8 +109,6 @@ def main() -> None:
             if "gws" not in model.nets:
                 from apl.pretrained import detector_path
                 model.nets["gws"] = Model(args.gws or detector_path(), device="cpu").nets["gws"]
-            if args.protect and model.variant == "ugan":
-                model.variant = "ugan, composited with the map"   # apl predict then keeps the map (--protect)
             for upsample_r in (False, True) if args.upsampled_r and resolution != "full" else (False,):
                 gains, ssims = [], []
                 for sharp, blurred in pairs:
@@ -122,8 +117,7 @@ def main() -> None:
                     ssims.append(structural_similarity(out, sharp, channel_axis=2)
                                  - structural_similarity(blurred, sharp, channel_axis=2))
                 real = cuhk_rows(model, args.cuhk, args.count, upsample_r)
-                rule = (" (R upsampled, before issue 30)" if upsample_r else "") + (
-                    ", map protects in focus" if args.protect and "ugan" in model.variant else "")
+                rule = " (R upsampled, before issue 30)" if upsample_r else ""
                 print(f"| {weights} | {resolution}{rule} | {np.mean(gains):+.2f} | {np.mean(ssims):+.4f} | "
                       f"{real['sharpness']:.2f}x | {real['in_focus_change']:.2f} | {real['colour_shift']:.2f} |",
                       flush=True)

@@ -202,6 +202,12 @@ def test_variant_consumes_what_it_should(variant):
             assert torch.equal(net(x)["out"], r1)
             assert not torch.equal(net(_image(2, 64))["out"], r1)
             return
+        if variant == "guard":   # R never reads the map; the composite does, and only through M
+            assert torch.equal(r1, r2)
+            out = net(x, m1)["out"]
+            assert torch.allclose(out, (r1 * (1 - m1) + x * m1).clamp(0, 1), atol=1e-6)
+            assert not torch.allclose(out, net(x, m2)["out"])
+            return
         assert not torch.allclose(r1, r2)
         # The reference I_f is consumed: change only the focused content, keep I_df identical.
         mb = _binary_map(2, 64)
@@ -226,13 +232,15 @@ def test_unknown_variant_errors():
 
 
 def test_variant_structure():
-    assert VARIANTS == ("ugan", "dcgan", "cdfgan", "ufat")
+    assert VARIANTS == ("ugan", "dcgan", "cdfgan", "ufat", "guard")
+    guard, ugan = (SelfReferencedDeblurrer(v, width=TINY) for v in ("guard", "ugan"))
+    assert [tuple(p.shape) for p in guard.parameters()] == [tuple(p.shape) for p in ugan.parameters()]
     ufat = SelfReferencedDeblurrer("ufat", width=TINY, stages=(2, 3, 2))
     assert sum(isinstance(m, UFATResBlock) for m in ufat.modules()) == 2
     assert sum(isinstance(m, UFAT) for m in ufat.modules()) == 4
     assert [len(s.body) // 3 for s in ufat.stages] == [2, 3, 2]
     assert SelfReferencedDeblurrer("dcgan", width=TINY).input_conv[0].in_channels == 6
-    for v in ("ugan", "dcgan", "cdfgan"):
+    for v in ("ugan", "dcgan", "cdfgan", "guard"):
         assert not any(isinstance(m, UFAT) for m in SelfReferencedDeblurrer(v, width=TINY).modules())
 
 

@@ -54,10 +54,13 @@ def test_pretraining_loss_falls(tiny_data, tmp_path, longer_config):
     assert per_epoch.iloc[-1] < per_epoch.iloc[0]
 
 
-def test_alternation_chain_and_frozen_networks(tiny_data, tmp_path, test_config):
-    run_stage(test_config, "pretrain", tiny_data, tmp_path / "pretrain")
-    run_stage(test_config, "gws_O1", tiny_data, tmp_path / "gws_O1", init=tmp_path / "pretrain" / "weights.pt")
-    run_stage(test_config, "gsr_O1", tiny_data, tmp_path / "gsr_O1", init=tmp_path / "gws_O1" / "weights.pt")
+@pytest.mark.parametrize("variant", ["ufat", "guard"])
+def test_alternation_chain_and_frozen_networks(tiny_data, tmp_path, test_config, variant):
+    run_stage(test_config, "pretrain", tiny_data, tmp_path / "pretrain", variant=variant)
+    run_stage(test_config, "gws_O1", tiny_data, tmp_path / "gws_O1", init=tmp_path / "pretrain" / "weights.pt",
+              variant=variant)
+    run_stage(test_config, "gsr_O1", tiny_data, tmp_path / "gsr_O1", init=tmp_path / "gws_O1" / "weights.pt",
+              variant=variant)
     pre, ws, sr = (weights(tmp_path / s / "weights.pt") for s in ("pretrain", "gws_O1", "gsr_O1"))
     assert set(ws) == {"gws", "gsr", "d"}
     assert_same_weights({"gsr": pre["gsr"]}, {"gsr": ws["gsr"]})        # G_sr frozen while G_ws trains

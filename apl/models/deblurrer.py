@@ -14,6 +14,10 @@ Variants (paper Table 3 / Fig. 8), selected with ``variant``:
 * ``"cdfgan"`` - a 3-conv block encodes I_f; its features are concatenated with
                  the intermediate features of I_df and fused by a 1x1 conv.
 * ``"ufat"``   - the full model: UFAT residual blocks between the stages.
+* ``"guard"``  - not the paper's: U-GAN's map-blind generator R(I), composited with the map like the others,
+                 out = R(I) (1 - M) + I M. The network judges the blur itself and the map only guards the
+                 in-focus regions (issue 30: UFAT deblurs at full strength wherever the map says defocused,
+                 lightly blurred and mis-mapped regions included).
 
 The backbone is the same for all four: input conv -> stage 1 -> [insert] ->
 stage 2 -> [insert] -> ... -> last stage -> output conv (+ global skip), where a
@@ -43,7 +47,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-VARIANTS = ("ugan", "dcgan", "cdfgan", "ufat")
+VARIANTS = ("ugan", "dcgan", "cdfgan", "ufat", "guard")
+# How tables and figures name each variant (Table 3's rows are the paper's four)
+VARIANT_LABELS = {"ugan": "U-GAN", "dcgan": "DC-GAN", "cdfgan": "CDF-GAN", "ufat": "UFAT-GAN",
+                  "guard": "U-GAN + map composite (ours)"}
+MAP_BLIND = ("ugan", "guard")   # the generator itself never reads the map
 
 
 class _ClampST(torch.autograd.Function):
@@ -269,7 +277,7 @@ class SelfReferencedDeblurrer(nn.Module):
         else:
             self.inserts = nn.ModuleList(PlainResBlock(width, negative_slope) for _ in range(n_insert))
         self.output_conv = nn.Conv2d(width, 3, 3, padding=1)
-        if skip == "image" or variant == "ugan":
+        if skip == "image" or variant in MAP_BLIND:
             # residual starts at zero: G_sr is the identity until training gives it a reason to change a pixel
             nn.init.zeros_(self.output_conv.weight)
             nn.init.zeros_(self.output_conv.bias)
@@ -308,8 +316,11 @@ class SelfReferencedDeblurrer(nn.Module):
             )
         i_f = focus_map * image
         i_df = (1.0 - focus_map) * image
-        x = torch.cat([i_f, i_df], dim=1) if self.variant == "dcgan" else i_df
-        raw = (image if self.skip == "image" else i_df) + self._backbone(x, i_f, i_df)
+        if self.variant == "guard":     # the map never enters the network, only the composite below
+            raw = image + self._backbone(image, None, None)
+        else:
+            x = torch.cat([i_f, i_df], dim=1) if self.variant == "dcgan" else i_df
+            raw = (image if self.skip == "image" else i_df) + self._backbone(x, i_f, i_df)
         recon = self._clamp(raw)
         out = self._clamp(recon * (1.0 - focus_map) + image * focus_map)
         # what the composite would be without the clamp: the share it cuts is what a user would see clipped

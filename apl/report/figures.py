@@ -28,6 +28,7 @@ from apl.data.layout import (DEBLUR_SET, DETECTION_SETS, FOLDERS, HELDOUT_SET, M
                              pick_stems)
 from apl.io import atomic_path, list_images, read_image, read_json, read_mask  # noqa: E402
 from apl.metrics.detection import read_prediction  # noqa: E402
+from apl.models.deblurrer import VARIANT_LABELS  # noqa: E402
 
 LABELS = {"single_gws": "Single G_ws", "single_gws_masks": "Single G_ws (GT masks)", "gws_O1": "G_ws O1", "gws_O2": "G_ws O2", "gws_O3": "Ours (G_ws O3)",
           "single_gsr": "Single G_sr", "gsr_O1": "G_sr O1", "gsr_O2": "G_sr O2", "gsr_O3": "Ours (G_sr O3)",
@@ -38,7 +39,6 @@ LABELS = {"single_gws": "Single G_ws", "single_gws_masks": "Single G_ws (GT mask
 SHORT = {"lbp": "B(I) (LBP prior)", "svd": "SVD", "hifst": "HiFST-style", "single_gws": "Single G_ws",
          "gws_O3": "Ours (G_ws O3)", "single_gsr": "Single G_sr", "gsr_O3": "Ours (G_sr O3)",
          "release_gws": "Authors' release", "release_gsr": "Authors' release"}
-VARIANT_LABELS = {"ugan": "U-GAN", "dcgan": "DC-GAN", "cdfgan": "CDF-GAN", "ufat": "UFAT-GAN"}
 # one fixed style per method, so a method looks the same in every panel and every run
 STYLES = {
     "gws_O3": {"color": "#d62728", "linewidth": 2.8, "linestyle": "-", "zorder": 5},

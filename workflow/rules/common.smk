@@ -5,7 +5,7 @@ from apl.devices import cuda_expected
 from apl.data.release_files import RELEASE_FILES, RELEASE_PAGES
 from apl.report.tables import required_metrics
 
-VARIANT_PATTERN = "|".join(["ugan", "dcgan", "cdfgan", "ufat"])
+VARIANT_PATTERN = "|".join(["ugan", "dcgan", "cdfgan", "ufat", "guard"])   # apl.models.deblurrer.VARIANTS (no torch here)
 RUN_PATTERN = f"{VARIANT_PATTERN}|{schedule.SINGLE}"
 CACHE = f"{DATA}/cache"
 # A job that runs a network (training, evaluation) or times methods (evaluation) holds one unit of the `gpu`
