@@ -224,8 +224,9 @@ def cmd_export_model(args):
     if len(args.weights) != len(args.metrics):
         raise ValueError(f"--weights and --metrics pair up: got {len(args.weights)} weights and {len(args.metrics)} "
                          "metrics files")
-    best, scores = choose(dict(zip(map(str, args.weights), args.metrics)))
-    chosen = read_json(args.metrics[list(map(str, args.weights)).index(best)])
+    candidates = dict(zip(map(str, args.weights), args.metrics))
+    best, scores = choose(candidates)
+    chosen = read_json(candidates[best])
     validation = list_images(args.datasets / FOLDERS[VALIDATION_SET[0]])
     mask_files = list_images(args.datasets / MASK_FOLDERS[VALIDATION_SET[0]])
     photos = [read_photo(validation[stem]) for stem in sorted(validation)]

@@ -327,6 +327,11 @@ class Model:
             restoration = Upsampler(self._restoration_small(small, focus), height, width)
         return shape, Upsampler(focus[..., None], height, width), restoration
 
+    def focus_map(self, photo: np.ndarray) -> np.ndarray:
+        """The photo's full-size 8-bit focus map (white = in focus), as `apl predict` writes it."""
+        _, focus, _ = self.predict(photo, "detect")
+        return full_size_outputs(photo, focus, None, want_map=True, want_overlay=False)["map"]
+
     def check_task(self, task: str) -> None:
         """A clear error when the weights lack the network `task` needs."""
         if task == "detect" and "gws" not in self.nets:

@@ -23,7 +23,7 @@ import torch
 
 from apl.io import list_images
 from apl.metrics.detection import score_detection_dirs
-from apl.predict import Model, full_size_outputs, parse_resolution, read_photo, save
+from apl.predict import Model, parse_resolution, read_photo, save
 from apl.data.scale import resize_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,9 +97,7 @@ def main() -> None:
                 start = time.perf_counter()
                 for stem, path in photos.items():
                     photo = at_size(read_photo(path), size)
-                    _, focus, _ = model.predict(photo, "detect")
-                    save(maps / f"{stem}.png", full_size_outputs(photo, focus, None, want_map=True,
-                                                                 want_overlay=False)["map"])
+                    save(maps / f"{stem}.png", model.focus_map(photo))
                 seconds = (time.perf_counter() - start) / len(photos)
                 s = score_detection_dirs(maps, gt_dir, args.gt_polarity)
                 print(f"| {size} | {resolution} | {s['fmax']:.4f} | {s['mae']:.4f} | {s['fmax_sod']:.4f} | "

@@ -13,7 +13,7 @@ from PIL import Image
 from apl.cli import main
 from apl.io import list_images, read_mask
 from apl.metrics.detection import evaluate_detection
-from apl.predict import Model, full_size_outputs, read_photo
+from apl.predict import Model, read_photo
 from apl.pretrained import HALF_FROM, MAX_BYTES, WORKING_SIDES, detector_path
 from apl.train import checkpoint
 
@@ -107,9 +107,7 @@ def test_export_writes_the_packaged_format_from_the_best_validation_candidate(tw
     assert Model(out).resolution == export["working_longer_side"] and Model(weights[1]).resolution == "train"
     # what the exported file computes is what its float32 source computes, within one 8-bit level
     photo = read_photo(PHOTO)
-    maps = [full_size_outputs(photo, Model(path, device="cpu", resolution="train").predict(photo, "detect")[1], None,
-                              want_map=True,
-                              want_overlay=False)["map"].astype(int) for path in (weights[1], out)]
+    maps = [Model(path, device="cpu", resolution="train").focus_map(photo).astype(int) for path in (weights[1], out)]
     assert np.abs(maps[0] - maps[1]).max() <= 1
 
 

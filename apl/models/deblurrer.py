@@ -48,9 +48,6 @@ import torch.nn.functional as F
 from torch import nn
 
 VARIANTS = ("ugan", "dcgan", "cdfgan", "ufat", "guard")
-# How tables and figures name each variant (Table 3's rows are the paper's four)
-VARIANT_LABELS = {"ugan": "U-GAN", "dcgan": "DC-GAN", "cdfgan": "CDF-GAN", "ufat": "UFAT-GAN",
-                  "guard": "U-GAN + map composite (ours)"}
 MAP_BLIND = ("ugan", "guard")   # the generator itself never reads the map
 
 

@@ -62,12 +62,11 @@ def _half(state: dict) -> dict:
 
 def _map_change(full: str | Path, half: str | Path, photos: list[np.ndarray], resolution: str | int) -> float:
     """Largest difference, in 8-bit levels, between the maps of the full-precision and the fp16 weights."""
-    from apl.predict import Model, full_size_outputs
+    from apl.predict import Model
     largest = 0.0
     models = [Model(path, device="cpu", resolution=resolution) for path in (full, half)]
     for photo in photos:
-        maps = [full_size_outputs(photo, model.predict(photo, "detect")[1], None, want_map=True,
-                                  want_overlay=False)["map"].astype(np.int16) for model in models]
+        maps = [model.focus_map(photo).astype(np.int16) for model in models]
         largest = max(largest, float(np.abs(maps[0] - maps[1]).max()))
     return largest
 
@@ -77,13 +76,11 @@ def working_scale_scores(weights: str | Path, photos: list[np.ndarray], masks: l
     """{longer side: validation F_max and MAE} of the detector run at each working scale on `photos` (uint8 RGB)
     against their masks (1 = in focus)."""
     from apl.metrics.detection import evaluate_detection
-    from apl.predict import Model, full_size_outputs
+    from apl.predict import Model
     scores = {}
     for side in sides:
         model = Model(weights, device="cpu", resolution=int(side))
-        maps = [full_size_outputs(photo, model.predict(photo, "detect")[1], None, want_map=True,
-                                  want_overlay=False)["map"] for photo in photos]
-        result = evaluate_detection(maps, masks)
+        result = evaluate_detection([model.focus_map(photo) for photo in photos], masks)
         scores[int(side)] = {"fmax": result["fmax"], "mae": result["mae"]}
     return scores
 
@@ -105,10 +102,11 @@ def export_detector(weights: str | Path, out: str | Path, photos: list[np.ndarra
     meta["architecture"] = {"gws": meta.get("architecture", {}).get("gws", {})}
     record = {**provenance, "source": str(weights), "source_sha256": hashlib.sha256(Path(weights).read_bytes()).hexdigest(),
               "storage": f"float16 for tensors of at least {HALF_FROM} values, float32 below"}
+    payload = {"networks": {"gws": _half(states["gws"])}, "meta": {**meta, "export": record}}
     out = Path(out)
     trial = out.with_name(out.name + ".check")
     try:
-        checkpoint.atomic_save({"networks": {"gws": _half(states["gws"])}, "meta": {**meta, "export": record}}, trial)
+        checkpoint.atomic_save(payload, trial)
         if masks is not None:
             record["working_scales"] = working_scale_scores(trial, photos, masks, sides)
             record["working_longer_side"] = max(record["working_scales"], key=lambda side: (
@@ -118,7 +116,7 @@ def export_detector(weights: str | Path, out: str | Path, photos: list[np.ndarra
         if record["max_map_change_levels"] is not None and record["max_map_change_levels"] > MAX_LEVEL_CHANGE:
             raise ValueError(f"float16 storage changes a map of {weights} by {record['max_map_change_levels']:.0f} levels "
                              f"(at most {MAX_LEVEL_CHANGE:.0f} allowed); keep this model in float32")
-        checkpoint.atomic_save({"networks": {"gws": _half(states["gws"])}, "meta": {**meta, "export": record}}, out)
+        checkpoint.atomic_save(payload, out)   # the same tensors, with the record now complete
     finally:
         trial.unlink(missing_ok=True)
     size = out.stat().st_size

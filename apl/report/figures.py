@@ -28,7 +28,6 @@ from apl.data.layout import (DEBLUR_SET, DETECTION_SETS, FOLDERS, HELDOUT_SET, M
                              pick_stems)
 from apl.io import atomic_path, list_images, read_image, read_json, read_mask  # noqa: E402
 from apl.metrics.detection import read_prediction  # noqa: E402
-from apl.models.deblurrer import VARIANT_LABELS  # noqa: E402
 
 LABELS = {"single_gws": "Single G_ws", "single_gws_masks": "Single G_ws (GT masks)", "gws_O1": "G_ws O1", "gws_O2": "G_ws O2", "gws_O3": "Ours (G_ws O3)",
           "single_gsr": "Single G_sr", "gsr_O1": "G_sr O1", "gsr_O2": "G_sr O2", "gsr_O3": "Ours (G_sr O3)",
@@ -50,6 +49,8 @@ STYLES = {
     "svd": {"color": "#2ca02c", "linewidth": 1.8, "linestyle": "-", "marker": "o", "markersize": 3},
     "hifst": {"color": "#ff7f0e", "linewidth": 1.8, "linestyle": "-", "marker": "s", "markersize": 3},
 }
+VARIANT_LABELS = {"ugan": "U-GAN", "dcgan": "DC-GAN", "cdfgan": "CDF-GAN", "ufat": "UFAT-GAN",
+                  "guard": "U-GAN + map composite (ours)"}   # apl.models.deblurrer.VARIANTS (no torch here)
 FALLBACK_COLORS = ("#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 
 
@@ -283,7 +284,7 @@ def showcase(results_dir: str | Path, datasets: str | Path, out_png: str | Path,
     `count` fixed test photographs, the photograph, its blur prior B(I) (the run's saved LBP maps), the map of
     the detector `apl predict` runs (`weights`; default: the one apl ships) and the GT mask, each map scored."""
     from apl.metrics.detection import evaluate_detection
-    from apl.predict import Model, full_size_outputs, read_photo
+    from apl.predict import Model, read_photo
     from apl.pretrained import detector_path
     model = Model(weights or detector_path(), device="cpu")
     lbp = read_json(Path(results_dir) / "metrics" / "baselines" / "lbp.json")
@@ -295,8 +296,7 @@ def showcase(results_dir: str | Path, datasets: str | Path, out_png: str | Path,
         photo = read_photo(_one(Path(datasets) / FOLDERS[folder], stem))
         gt = read_mask(masks[stem], entry["gt_polarity"])
         prior = np.clip(_fit(read_prediction(_one(entry["pred_dir"], stem)), gt.shape), 0, 1)
-        _, focus, _ = model.predict(photo, "detect")
-        ours = full_size_outputs(photo, focus, None, want_map=True, want_overlay=False)["map"] / 255.0
+        ours = model.focus_map(photo) / 255.0
         cells = [(_fit(photo, gt.shape), "")]
         for array in (prior, ours):
             score = evaluate_detection([array], [gt])
