@@ -135,6 +135,75 @@ def release_section(config: dict, results: Path) -> list[str]:
     return lines
 
 
+D_AT_CHANCE = 0.6   # a D whose balanced accuracy ends a phase below this gives that phase no adversarial signal
+
+
+def _mean_std(values: list[float], digits: int = 3, signed: bool = False) -> str:
+    values = [v for v in values if v == v]   # not nan
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    sign = "+" if signed else ""
+    if len(values) == 1:
+        return f"{mean:{sign}.{digits}f}"
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:{sign}.{digits}f} ± {std:.{digits}f}"
+
+
+def probe_section(results: Path, run: str) -> list[str]:
+    """REPORT.md's "Does D teach the true map?": every adversarial stage's probe (apl/probe.py), mean ± std over
+    the seeds, and a warning for each phase whose D ends at chance."""
+    from apl.train.schedule import PHASES
+    found = {stage: sorted(results.glob(f"probe/seed*/{run}/{stage}.json")) for stage in PHASES}
+    if not any(found.values()):
+        return []
+    lines = ["## Does D teach the true map?", "",
+             "APL's claim is that D's verdict on G_sr's composite C(M) = R (1 - M) + I M pushes G_ws toward the true "
+             "map. `apl probe` (apl/probe.py) measures it on each adversarial stage's frozen G_ws, G_sr and D, on "
+             "crops of photographs with masks that are never test images: D's balanced accuracy on held-out "
+             "full-clear crops against composites made with G_ws's map (0.5: a coin toss); the share of crops where "
+             "the GT mask gives a lower generator loss -log sigmoid(D(C(M))) than all-defocused (M = 0) and than "
+             "B(I); the cosine of minus the adversarial term's gradient on the map (at M = G_ws(I)) with GT - M "
+             "(above 0: a step on it moves the map toward the truth) and its size against the weighted prior "
+             "term's; how much G_sr changes defocused and in-focus pixels (8-bit levels; the composite depends on "
+             "the map only where R differs from I); the share of crops where D prefers the composite with the GT "
+             "mask to the untouched input. The last two columns put a fixed unsharp mask in G_sr's place, which "
+             "separates \"the mechanism holds\" from \"this G_sr is strong enough\". Files: "
+             "`probe/seed<N>/<run>/<stage>.json`." + (" Mean ± std over the seeds." if any(
+                 len(v) > 1 for v in found.values()) else ""), "",
+             "| stage | seeds | D accuracy | GT beats M = 0 / B(I) | adversarial cosine (share > 0) | gradient ratio "
+             "adversarial / prior | G_sr change, defocused / in focus | D prefers deblurred | unsharp mask: cosine, "
+             "GT beats M = 0 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    warnings = []
+    for stage, files in found.items():
+        if not files:
+            continue
+        probes = [read_json(path) for path in files]
+        t = [p["trained_gsr"] for p in probes]
+        r = [p["reference_gsr"] for p in probes]
+        accuracy = [x["d"]["accuracy"] for x in t]
+        lines.append(
+            f"| {stage} | {len(probes)} | {_mean_std(accuracy, 2)} "
+            f"| {_mean_std([x['gt_beats']['zeros'] for x in t], 2)} / {_mean_std([x['gt_beats']['prior'] for x in t], 2)} "
+            f"| {_mean_std([x['gradient']['cosine_adversarial']['mean'] for x in t], 4, True)} "
+            f"({_mean_std([x['gradient']['cosine_adversarial']['share_positive'] for x in t], 2)}) "
+            f"| {_mean_std([x['gradient']['ratio'] for x in t], 1 if min(x['gradient']['ratio'] for x in t) > 0.1 else 6)} "
+            f"| {_mean_std([x['restoration_levels']['defocused'] for x in t], 1)} / "
+            f"{_mean_std([x['restoration_levels']['in_focus'] for x in t], 1)} "
+            f"| {_mean_std([x['deblurred_vs_input']['share_preferred'] for x in t], 2)} "
+            f"| {_mean_std([x['gradient']['cosine_adversarial']['mean'] for x in r], 4, True)}, "
+            f"{_mean_std([x['gt_beats']['zeros'] for x in r], 2)} |")
+        if sum(accuracy) / len(accuracy) < D_AT_CHANCE:
+            warnings.append(f"{stage} ({sum(accuracy) / len(accuracy):.2f})")
+    lines.append("")
+    if warnings:
+        lines += [f"> **Warning: D ends these phases at chance** (balanced accuracy below {D_AT_CHANCE}): "
+                  f"{', '.join(warnings)}. Those phases carry no adversarial signal: G_ws phases train on the prior "
+                  "alone and G_sr phases move by noise.", ""]
+    return lines
+
+
 def write_report(config: dict, config_files: list, results: str | Path, out: str | Path) -> Path:
     """Write REPORT.md from the tables and figures in `results` (each missing one is an error naming its rule)."""
     results, out = Path(results), Path(out)
@@ -160,6 +229,8 @@ def write_report(config: dict, config_files: list, results: str | Path, out: str
     validation = validation_markdown(config, results / "metrics")
     lines += ["Contents: [Tables](#tables) | "
               + ("[Validation split](#validation-split-not-a-test-set) | " if validation else "")
+              + ("[Does D teach the true map?](#does-d-teach-the-true-map) | "
+                 if list(results.glob("probe/seed*/*/*.json")) else "")
               + "[Figures](#figures) | [Deviations](#deviations-from-the-paper-and-"
               "choices-where-it-is-silent) | [Provenance](#provenance)", "", "## Tables", "",
               "Files: `tables/table{1..5}.csv` (one line per cell: dataset, metric, protocol, paper, reproduced, "
@@ -182,6 +253,7 @@ def write_report(config: dict, config_files: list, results: str | Path, out: str
                   f"(`data.validation`, chosen by seed {config['seed']}; names in `datasets/lists/val.csv`): every "
                   "choice of this run is made on these scores, never on the test columns of Tables 1 and 4. "
                   "Same protocol as Table 1.", "", validation, ""]
+    lines += probe_section(results, config["train"]["variant"])
     lines += ["## Figures", ""]
     for stem, (heading, text, _) in FIGURES.items():
         lines += [f"### {heading}", "", text, "", f"![{heading}](figures/{stem}.png)", "",

@@ -41,7 +41,7 @@ rule plots_data:
 
 
 # Outputs of these names are DVC metrics (`dvc metrics show`); every other output is a plain DVC out.
-DVC_METRICS_OUTPUTS = ["metrics"]
+DVC_METRICS_OUTPUTS = ["metrics", "probe"]
 # Folders a rule's command fills beside its declared outputs, tracked by DVC and never deleted before a
 # run (persist): the raw datasets the download rule fetches or finds, so `dvc push` / `dvc pull` share them.
 # DVC lets one stage own a path: the paper profile's download stage owns the shared raw folder, and another

@@ -72,3 +72,26 @@ rule evaluate_release:
             "evaluate-release",
             "--datasets {input.datasets} --run-dir {output.run} --maps {output.run}/maps --out-dir {params.out_dir}",
         )
+
+
+# Does D teach the true map? (apl/probe.py): every adversarial stage of the main run and seed, its frozen G_ws,
+# G_sr and D on crops of photographs with masks that are never test images; REPORT.md reads them all.
+def probe_file(stage, seed="{seed}"):
+    return f"{RESULTS}/probe/seed{seed}/{MAIN}/{stage}.json"
+
+
+PROBES = [path for stage in schedule.PHASES for path in every_seed(probe_file(stage))]
+
+
+rule probe:
+    input:
+        weights=weights_file(MAIN, "{stage}"),
+        datasets=f"{DATA}/datasets",
+    output:
+        probe=probe_file("{stage}"),
+    params:
+        probe=config["probe"],
+    log:
+        f"{RESULTS}/logs/seed{{seed}}/{MAIN}/probe_{{stage}}.log",
+    shell:
+        apl("probe", "--weights {input.weights} --datasets {input.datasets} --out {output.probe}")

@@ -114,6 +114,7 @@ rule report:
     input:
         tables=TABLE_FILES,
         figures=FIGURE_FILES,
+        probes=PROBES,
     output:
         report(f"{RESULTS}/REPORT.md", caption=f"{REPORT_DIR}/report_md.rst", category="Report"),
     params:
