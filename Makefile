@@ -44,14 +44,14 @@ lint: install
 	$(BIN)/python -m pytest -q tests/test_pipeline.py -k lint
 	$(BIN)/snakemake -n --quiet rules
 
-# The default detector apl predict ships (docs/model.md): the real-data profile's candidates (config key
-# model.stages, every seed) trained and scored, the best on the validation split exported, then copied into
-# the package. Needs CUHK under data/raw/cuhk and full-clear photographs under data/raw/fullclear
-# (docs/real-photographs.md); about 25 minutes on 2 cores.
+# The default models apl predict ships (docs/model.md): the real-data profile's candidate detectors (config key
+# model.stages, every seed) trained and scored, the best on the validation split exported with the deblurrer of
+# its seed (model.deblurrer), then copied into the package. Needs CUHK under data/raw/cuhk and full-clear
+# photographs under data/raw/fullclear (docs/real-photographs.md); about an hour on 2 cores.
 model: install
 	$(BIN)/snakemake --cores $(CORES) --configfile config/cuhk.yaml -- results/cuhk/model/detector.pt
-	install -m 644 results/cuhk/model/detector.pt apl/pretrained/detector.pt
-	@echo "apl/pretrained/detector.pt <- results/cuhk/model/detector.pt (what and why: results/cuhk/model/detector.json)"
+	install -m 644 results/cuhk/model/detector.pt results/cuhk/model/deblurrer.pt apl/pretrained/
+	@echo "apl/pretrained/{detector,deblurrer}.pt <- results/cuhk/model/ (what and why: results/cuhk/model/*.json)"
 
 # The README's picture (docs/images/cuhk.png): CUHK test photographs, B(I), the default detector's map, GT;
 # drawn from a finished run of the real-data profile's B(I) (make model, or the whole profile, first)

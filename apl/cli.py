@@ -82,6 +82,17 @@ def cmd_evaluate(args):
     _print_scores(result)
 
 
+def cmd_probe(args):
+    from apl.probe import probe_stage, summary_line
+    config = _config(args)
+    if config.get("train", {}).get("num_threads"):
+        import torch
+        torch.set_num_threads(config["train"]["num_threads"])
+    result = probe_stage(args.weights, args.datasets, config["probe"]["crops"], seed=config["seed"])
+    write_json(args.out, result)
+    print(summary_line(result))
+
+
 def cmd_evaluate_release(args):
     from apl.evaluate import evaluate_release
     from apl.data.release_files import release_instructions
@@ -185,23 +196,14 @@ def cmd_budget(args):
     print(budget.describe(config, budget.parse_seconds(config, args.seconds), args.device))
 
 
-# This project's G_sr does not yet deblur real photographs visibly (docs/real-photographs.md), so none is shipped.
-NO_DEFAULT_DEBLURRER = ("--task deblur needs --weights: apl ships only a defocus detector. Get a deblurrer by training "
-                        "a profile (snakemake --configfile config/cuhk.yaml, then --weights results/cuhk/runs/seed0/"
-                        "ufat/gsr_O3/weights.pt) or by importing the authors' (apl import-release --dbd DBD.pth "
-                        "--deblur deblur.pth --out release.pt; docs/release.md)")
-
-
 def cmd_predict(args):
     from apl.predict import Model, collect_inputs, parse_resolution, predict_photos
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    if args.weights is None:
-        if args.task == "deblur":
-            raise ValueError(NO_DEFAULT_DEBLURRER)
-        from apl.pretrained import detector_path
-        args.weights = detector_path()
+    if args.weights is None:   # the models apl ships (docs/model.md)
+        from apl.pretrained import deblurrer_path, detector_path
+        args.weights = deblurrer_path() if args.task == "deblur" else detector_path()
     # Self-describing weights carry their config; -c is only read for weights saved before they did.
     config = config_module.load(args.config) if args.config else None
     model = Model(args.weights, config, device=args.device, resolution=parse_resolution(args.resolution),
@@ -241,6 +243,33 @@ def cmd_export_model(args):
           f"{scores[best]['validation_mae']:.3f}; best of {len(scores)}), float16 storage, {args.out.stat().st_size / 1e6:.2f} MB, "
           f"maps within {record['max_map_change_levels']:.0f} level(s) of float32 on {len(photos)} validation photographs; "
           f"runs at a longer side of {record.get('working_longer_side', 'train')} px by default")
+    if args.deblurrers:
+        export_default_deblurrer(args, best, photos)
+
+
+def export_default_deblurrer(args, detector: str, photos: list) -> None:
+    """The deblurring stage of the chosen detector's seed, exported beside it (apl.pretrained.export_deblurrer)."""
+    from apl.pretrained import export_deblurrer
+    from apl.train import checkpoint
+    if args.deblurrer_out is None or args.deblurrer_record is None:
+        raise ValueError("--deblurrers needs --deblurrer-out and --deblurrer-record")
+    if args.deblurrer_out.parent.resolve() != args.out.parent.resolve():
+        raise ValueError(f"--deblurrer-out {args.deblurrer_out} must sit beside --out {args.out}: the deblurrer runs "
+                         "with that detector's map")
+    seed = checkpoint.load_weights(detector)[1].get("seed")
+    by_seed = {checkpoint.load_weights(path)[1].get("seed"): path for path in args.deblurrers}
+    if seed not in by_seed:
+        raise ValueError(f"none of --deblurrers ({', '.join(map(str, args.deblurrers))}) has the chosen detector's "
+                         f"seed {seed}: pass the deblurring stage of every seed")
+    weights = by_seed[seed]
+    stage = checkpoint.load_weights(weights)[1].get("stage")
+    record = export_deblurrer(weights, args.deblurrer_out, photos[:12], {
+        "profile": _config(args)["profile"], "stage": stage, "seed": seed,
+        "chosen_on": "the seed of the default detector (chosen on validation); the stage is config model.deblurrer"})
+    write_json(args.deblurrer_record, record)
+    print(f"{args.deblurrer_out}: G_sr of {weights} ({stage}, seed {seed}), float16 storage, "
+          f"{args.deblurrer_out.stat().st_size / 1e6:.2f} MB, deblurred photographs within "
+          f"{record['max_output_change_levels']:.0f} level(s) of float32; runs with {args.out.name}'s map")
 
 
 def cmd_import_release(args):
@@ -331,6 +360,13 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--datasets", type=Path, required=True)
         p.add_argument("--maps", type=Path, required=True, help="folder for the saved maps / images")
         p.add_argument("--out", type=Path, required=True)
+    p = add("probe", cmd_probe, "does D teach the true map? D's accuracy, its verdict on six maps and the direction of "
+            "its gradient on the map, for an adversarial stage's frozen networks (apl/probe.py)")
+    p.add_argument("--weights", type=Path, required=True, help="an adversarial stage's weights.pt (gws_O1 ... gsr_O3)")
+    p.add_argument("--datasets", type=Path, required=True,
+                   help="data/<profile>/datasets: the validation split (else the training images with masks) and the "
+                        "held-out full-clear photographs")
+    p.add_argument("--out", type=Path, required=True, help="the probe's JSON")
     p = add("evaluate-release", cmd_evaluate_release, "import the authors' released DBD.pth / deblur.pth (config "
             "release.dbd, release.deblur) and score them on the test sets like a stage; absent files give results "
             "files saying 'not run: weights absent'")
@@ -435,6 +471,11 @@ def parser() -> argparse.ArgumentParser:
                    "the working scale apl predict runs the model at")
     p.add_argument("--out", type=Path, required=True, help="the exported weights file")
     p.add_argument("--record", type=Path, required=True, help="a JSON of what was exported, from what, and why")
+    p.add_argument("--deblurrers", type=Path, nargs="+", default=None,
+                   help="weights.pt of the deblurring stage (config model.deblurrer), one per seed: the chosen detector's "
+                        "seed is exported beside it as the default deblurrer (G_sr only)")
+    p.add_argument("--deblurrer-out", type=Path, default=None, help="the exported deblurrer (beside --out)")
+    p.add_argument("--deblurrer-record", type=Path, default=None, help="a JSON of what was exported as the deblurrer")
     p = add("import-release", cmd_import_release, "convert the authors' released DBD.pth (and deblur.pth) into a "
             "weights file apl predict reads (docs/release.md)", config=False)
     p.add_argument("--dbd", type=Path, required=True, help="the release's detector state dict (CNN_for_DBD), DBD.pth")

@@ -33,6 +33,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from apl.data.scale import RESAMPLING, resize_image, scaled_shape  # noqa: F401 (resize_image: part of this module's API)
 from apl.io import ImageError, atomic_path
 from apl.models.factory import build, pick_device
+from apl.pretrained import companion_detector
 from apl.train import checkpoint
 
 log = logging.getLogger("apl.predict")
@@ -220,6 +221,12 @@ def run_tiled(fn, x: torch.Tensor, out_channels: int, tile: int, overlap: int, d
 
 
 # ---------------------------------------------------------------------------------------- the model
+def _no_download(config: dict) -> dict:
+    """The saved weights replace the encoder's ImageNet initialisation: never download it here."""
+    config["models"]["gws"]["pretrained"] = False
+    return config
+
+
 class Model:
     """The networks of a weights file, ready to run on photographs of any size."""
 
@@ -227,11 +234,16 @@ class Model:
                  resolution: str | int = "auto", tile: int = 512, overlap: int = 128):
         self.weights = Path(weights)
         states, self.meta, config = checkpoint.load_weights(self.weights, config)
+        # an exported deblurrer runs with the exported detector beside it (apl.pretrained): its G_ws, its scale
+        detector = companion_detector(self.weights, self.meta)
+        detector_meta = {}
+        if detector is not None and "gws" not in states:
+            detector_states, detector_meta, _ = checkpoint.load_weights(detector)
+            states = {"gws": detector_states["gws"], **states}
         self.config = copy.deepcopy(config)
         # weights saved before scale.mode existed were trained on squashed squares
         self.config.setdefault("scale", {"mode": "squash", "longer_side": self.config["image_size"]})
-        # The saved weights replace the encoder's ImageNet initialisation: never download it here.
-        self.config["models"]["gws"]["pretrained"] = False
+        _no_download(self.config)
         self.train_size = int(self.meta.get("image_size", self.config["image_size"]))
         self.variant = self.meta.get("variant") or self.config["train"]["variant"]
         self.device = pick_device(device)
@@ -240,9 +252,11 @@ class Model:
                              f"(got tile {tile}, overlap {overlap})")
         # auto: the working scale chosen for these weights on validation photographs, if any, never above the
         # photo's own size (upscaling a small photo to it measured worse than running at its size)
-        self.no_upscaling = resolution == "auto" and bool(self.meta.get("export", {}).get("working_longer_side"))
+        recorded = (self.meta.get("export", {}).get("working_longer_side")
+                    or detector_meta.get("export", {}).get("working_longer_side"))
+        self.no_upscaling = resolution == "auto" and bool(recorded)
         if resolution == "auto":
-            resolution = self.meta.get("export", {}).get("working_longer_side") or "train"
+            resolution = recorded or "train"
         self.resolution, self.tile, self.overlap = resolution, tile, overlap
         # How the photo meets the networks and how the deblurred image is formed (meta of imported weights,
         # apl.models.release): "paper" composites R clipped to [0, 1]; "release" composites the release's
@@ -259,7 +273,8 @@ class Model:
         for name, state in states.items():
             if name not in ("gws", "gsr"):
                 continue  # D is only needed for training
-            net = build(name, self.config, self.variant)
+            net = build(name, _no_download(detector_meta["config"]) if name == "gws" and detector_meta else self.config,
+                        self.variant)
             checkpoint.load_state(net, state, name, self.weights)
             self.nets[name] = net.to(self.device).eval()
 
@@ -269,7 +284,8 @@ class Model:
             nets += f" of the authors' release ({self.meta['release'].get('url', 'imported')})"
         if "export" in self.meta:
             export = self.meta["export"]
-            nets += f" (apl's default detector: {export['stage']} of the {export['profile']} profile, docs/model.md)"
+            which = "deblurrer, with its detector" if export.get("detector") else "detector"
+            nets += f" (apl's default {which}: {export['stage']} of the {export['profile']} profile, docs/model.md)"
         scale = self.config["scale"]
         trained = (f"{self.train_size}x{self.train_size} crops of photos at a longer side of {scale['longer_side']} px"
                    if scale["mode"] == "photo" else f"{self.train_size}x{self.train_size}")

@@ -9,7 +9,8 @@ Two yardsticks, for each weights file and --resolution given:
   over the input's in the GT-defocused regions (> 1: sharper), the mean absolute change of the in-focus regions
   and the largest mean colour shift of a channel (8-bit levels).
 
-    python tests/bench_deblur.py --weights results/cuhk/runs/seed0/ufat/gsr_O3/weights.pt --resolutions auto full
+    python tests/bench_deblur.py --resolutions auto full          # the deblurrer apl ships, with its detector
+    python tests/bench_deblur.py --weights results/cuhk/runs/seed0/guard/gsr_O3/weights.pt --resolutions auto full
 
 The map comes from the weights' own G_ws; a file without one (a pretraining stage) takes the G_ws of --gws
 (default: the detector apl ships).
@@ -87,7 +88,8 @@ def cuhk_rows(model: Model, cuhk: Path, count: int, upsample_r: bool) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, nargs="+", required=True, help="weights holding G_ws and G_sr")
+    parser.add_argument("--weights", type=Path, nargs="+", default=None,
+                        help="weights holding G_sr (and G_ws); default: the deblurrer apl ships")
     parser.add_argument("--resolutions", nargs="+", default=["auto", "full"])
     parser.add_argument("--cuhk", type=Path, default=CUHK, help="CUHK in its original layout (image/, gt/)")
     parser.add_argument("--count", type=int, default=12, help="CUHK test photographs")
@@ -98,6 +100,9 @@ def main() -> None:
                         help="also the rule before issue 30 (R upsampled from the working size), for comparison")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.weights is None:
+        from apl.pretrained import deblurrer_path
+        args.weights = [deblurrer_path()]
     pairs = synthetic_pairs()
     from skimage.metrics import structural_similarity
     print("| weights | --resolution | synthetic PSNR gain (dB) | SSIM gain | CUHK sharpness (out / in, defocused) | "

@@ -5,7 +5,7 @@ process with torch limited to --threads (default 2) and times `predict_photos` o
 EXIF orientation, the networks, the full-size map / composite and writing the PNG. Peak memory is the
 process's maximum resident set (ru_maxrss), which includes the Python interpreter and torch (reported on
 its own as "baseline"). Networks have random weights of the profile's sizes: the time does not depend on
-their values; profile `default` is the detector apl ships (docs/model.md). "load" is the seconds to build the
+their values; profile `default` is the detector (detect) and deblurrer (deblur) apl ships (docs/model.md). "load" is the seconds to build the
 Model from its file (torch already imported).
 
     python tests/bench_predict.py                      # all cases below
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "tests" / "fixtures" / "cuhk_original" / "image" / "out_of_focus0001.jpg"
 PROFILES = {"paper": ["config/config.yaml"], "demo": ["config/config.yaml", "config/demo.yaml"]}
-CASES = ["default:detect:auto", "default:detect:train", "default:detect:full", "paper:detect:train", "paper:deblur:train", "demo:detect:train", "demo:deblur:train",
+CASES = ["default:detect:auto", "default:detect:train", "default:detect:full", "default:deblur:auto", "paper:detect:train", "paper:deblur:train", "demo:detect:train", "demo:deblur:train",
          "demo:detect:full", "demo:deblur:full", "demo:detect:full:24"]
 
 CHILD = r"""
@@ -44,19 +44,21 @@ print(json.dumps({"seconds": seconds, "load": load, "peak_mb": resource.getrusag
 """
 
 
-def make_weights(profile: str, path: Path) -> None:
+def make_weights(profile: str, path: Path) -> dict[str, Path]:
+    """{task: weights file}: the models apl ships (the deblurrer beside its detector), or random ones."""
     sys.path.insert(0, str(ROOT))
     if profile == "default":
         import shutil
-        from apl.pretrained import detector_path
-        shutil.copy(detector_path(), path)
-        return
+        from apl.pretrained import deblurrer_path, detector_path
+        path.mkdir()
+        return {"detect": Path(shutil.copy(detector_path(), path)), "deblur": Path(shutil.copy(deblurrer_path(), path))}
     from apl import config as config_module
     from apl.models.factory import build
     from apl.train import checkpoint
     config = config_module.load([ROOT / p for p in PROFILES[profile]])
     nets = {"gws": build("gws", config), "gsr": build("gsr", config, config["train"]["variant"])}
     checkpoint.save_weights(path, nets, {"stage": "bench", "variant": config["train"]["variant"]}, config=config)
+    return {"detect": path, "deblur": path}
 
 
 def main() -> None:
@@ -80,9 +82,8 @@ def main() -> None:
             profile, task, resolution, *mp = case.split(":")
             mp = int(mp[0]) if mp else 12
             if profile not in weights:
-                weights[profile] = tmp / f"{profile}.pt"
-                make_weights(profile, weights[profile])
-            result = subprocess.run([sys.executable, "-c", CHILD, str(weights[profile]), str(photos[mp]), task,
+                weights[profile] = make_weights(profile, tmp / f"{profile}.pt")
+            result = subprocess.run([sys.executable, "-c", CHILD, str(weights[profile][task]), str(photos[mp]), task,
                                      resolution, str(args.threads), str(tmp / "out")],
                                     capture_output=True, text=True, cwd=tmp)
             if result.returncode:

@@ -148,6 +148,14 @@ def stand_in_detector(seed: int):
     return detect
 
 
+MAIN = "guard"   # the profile's train.variant: its adversarial stages' run folder
+
+
+def test_the_profile_deblurs_with_the_map_as_a_guard():
+    config = cuhk_config()
+    assert config["train"]["variant"] == MAIN and config["train"]["pretrain_loss"] == "l2"
+
+
 @pytest.fixture(scope="module")
 def results(prepared, tmp_path_factory):
     """Every metrics file the tables need, scored by the project's evaluation on the prepared fixture sets."""
@@ -173,7 +181,7 @@ def results(prepared, tmp_path_factory):
 def test_detection_results_hold_the_validation_split_but_time_only_the_test_set(results):
     data = read_json(results / "seed0" / "single" / "single_gws.json")
     assert set(data["datasets"]) == {"CUHK", "Validation"} and data["timing"]["images"] == 100
-    deblur = read_json(results / "seed0" / "ufat" / "gsr_O3.json")
+    deblur = read_json(results / "seed0" / MAIN / "gsr_O3.json")
     assert set(deblur["datasets"]) == {"Synthetic held-out", "Real photographs"}
     real = deblur["datasets"]["Real photographs"]    # CUHK test photographs deblurred: no target, a colour shift
     assert real["set"] == "CUHK" and real["images"] == 12 and real["colour_shift_in_focus"] >= 0
@@ -200,11 +208,11 @@ def test_tables_say_absent_data_was_not_run_and_keep_the_held_out_check_apart(re
 def test_report_and_figures_skip_absent_sets(results, prepared, tmp_path):
     from apl.report import figures
     config = cuhk_config()
-    detection = [read_json(results / "seed0" / "single" / "single_gws.json"), read_json(results / "seed0" / "ufat" / "gws_O3.json")]
+    detection = [read_json(results / "seed0" / "single" / "single_gws.json"), read_json(results / "seed0" / MAIN / "gws_O3.json")]
     fig = figures.draw_figure7(detection)
     assert [a.get_title() for a in fig.axes] == ["(a) PR curve on CUHK", "(b) F-measure curve on CUHK"]
     figures.draw_figure6(detection, prepared[0], per_set=1)
-    deblur = [read_json(results / "seed0" / "ufat" / "gsr_O3.json")]
+    deblur = [read_json(results / "seed0" / MAIN / "gsr_O3.json")]
     fig = figures.draw_figure9(deblur, prepared[0], count=1)
     assert "Synthetic" in fig.axes[0].get_ylabel()
     out = tmp_path / "results"

@@ -13,8 +13,8 @@ from PIL import Image
 from apl.cli import main
 from apl.io import list_images, read_mask
 from apl.metrics.detection import evaluate_detection
-from apl.predict import Model, read_photo
-from apl.pretrained import HALF_FROM, MAX_BYTES, WORKING_SIDES, detector_path
+from apl.predict import Model, full_size_outputs, read_photo
+from apl.pretrained import HALF_FROM, MAX_BYTES, WORKING_SIDES, deblurrer_path, detector_path
 from apl.train import checkpoint
 
 from test_predict import CUHK, PHOTO, ROOT, apl
@@ -57,20 +57,48 @@ def test_predict_without_weights_gives_real_maps_of_the_photo_size(tmp_path):
     assert ours["fmax"] > flat["fmax"] + 0.1 and ours["mae"] < flat["mae"] - 0.2, (ours["fmax"], flat["fmax"])
 
 
-def test_deblur_without_weights_says_how_to_get_a_deblurrer(tmp_path, capsys):
-    assert main(["predict", "--input", str(PHOTO), "--task", "deblur", "--out", str(tmp_path / "out")]) == 1
-    error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1 and "apl import-release" in error and "snakemake" in error
-    assert not (tmp_path / "out").exists()
+def test_the_packaged_deblurrer_is_small_float16_and_names_its_detector():
+    path = deblurrer_path()
+    assert path.stat().st_size <= MAX_BYTES
+    saved = checkpoint.load(path)
+    assert list(saved["networks"]) == ["gsr"]
+    tensors = [t for t in saved["networks"]["gsr"].values() if t.is_floating_point()]
+    assert all(t.dtype == (torch.float16 if t.numel() >= HALF_FROM else torch.float32) for t in tensors)
+    export = saved["meta"]["export"]
+    assert export["detector"] == detector_path().name and export["stage"] == saved["meta"]["config"]["model"]["deblurrer"]
+    assert export["seed"] == checkpoint.load(detector_path())["meta"]["seed"]   # the detector's seed
+    assert export["max_output_change_levels"] <= 1
+
+
+def test_deblur_without_weights_sharpens_the_defocused_regions_only(tmp_path):
+    """The default deblurrer with the default detector's map: an all-in-focus photograph comes back almost as it
+    was, and a photograph blurred in a region comes back closer to its sharp original there."""
+    from skimage import data as samples
+    from apl.data.synthesis import gaussian_blur
+    sharp = samples.astronaut()[::2, ::2].copy()    # 256 x 256, never seen in training
+    blurred = sharp.copy()
+    blurred[:, 128:] = np.clip(np.rint(gaussian_blur(sharp, 1.5, 11)), 0, 255)[:, 128:]
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(blurred).save(tmp_path / "photos" / "half.png")
+    result = apl("predict", "--input", "photos", "--task", "deblur", "--out", "out", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "default deblurrer" in result.stdout
+    out = np.asarray(Image.open(tmp_path / "out" / "half.png")).astype(float)
+    error = lambda a, b: np.sqrt(np.mean((a - b) ** 2))   # noqa: E731
+    right = np.s_[:, 136:]
+    assert error(out[right], sharp[right]) < error(blurred[right].astype(float), sharp[right]), "no restoration"
+    assert np.abs(out - blurred).mean() > 0.2, "nothing changed"
 
 
 @pytest.fixture(scope="module")
 def two_runs(tiny_data, tmp_path_factory, test_config):
-    """Two Single G_ws runs of the test profile (seeds 0 and 1), as the rule `model` finds them."""
+    """Two Single G_ws runs and two G_sr pretrainings of the test profile (seeds 0 and 1), as the rule `model`
+    finds them."""
     from apl.train.loop import train_stage
     root = tmp_path_factory.mktemp("model_runs")
     for seed in (0, 1):
         train_stage(test_config, "single_gws", "single", tiny_data / "cache", None, root / f"seed{seed}", seed=seed)
+        train_stage(test_config, "pretrain", "ufat", tiny_data / "cache", None, root / f"pretrain{seed}", seed=seed)
     return root
 
 
@@ -81,12 +109,18 @@ def write_metrics(path, validation_fmax, validation_mae):
     return path
 
 
-def test_export_writes_the_packaged_format_from_the_best_validation_candidate(two_runs, tmp_path):
+def validation_set(tmp_path):
+    """A prepared datasets folder whose validation split is the CUHK fixtures."""
     datasets = tmp_path / "datasets"
     shutil.copytree(CUHK / "image", datasets / "val" / "images")
     (datasets / "val" / "masks").mkdir()
     for stem, path in list_images(CUHK / "gt").items():   # prepared masks are white = in focus
         Image.fromarray(np.uint8(read_mask(path, "blur-white") * 255)).save(datasets / "val" / "masks" / f"{stem}.png")
+    return datasets
+
+
+def test_export_writes_the_packaged_format_from_the_best_validation_candidate(two_runs, tmp_path):
+    datasets = validation_set(tmp_path)
     metrics = [write_metrics(tmp_path / "m0.json", 0.70, 0.20), write_metrics(tmp_path / "m1.json", 0.75, 0.25)]
     weights = [two_runs / "seed0" / "weights.pt", two_runs / "seed1" / "weights.pt"]
     out, record = tmp_path / "detector.pt", tmp_path / "detector.json"
@@ -109,6 +143,39 @@ def test_export_writes_the_packaged_format_from_the_best_validation_candidate(tw
     photo = read_photo(PHOTO)
     maps = [Model(path, device="cpu", resolution="train").focus_map(photo).astype(int) for path in (weights[1], out)]
     assert np.abs(maps[0] - maps[1]).max() <= 1
+
+
+def test_export_writes_the_deblurrer_of_the_chosen_detectors_seed(two_runs, tmp_path):
+    datasets = validation_set(tmp_path)
+    metrics = [write_metrics(tmp_path / "m0.json", 0.75, 0.20), write_metrics(tmp_path / "m1.json", 0.70, 0.25)]
+    weights = [two_runs / "seed0" / "weights.pt", two_runs / "seed1" / "weights.pt"]
+    deblurrers = [two_runs / "pretrain1" / "weights.pt", two_runs / "pretrain0" / "weights.pt"]
+    out = tmp_path / "model" / "deblurrer.pt"
+    assert main(["export-model", "-c", str(ROOT / "config" / "config.yaml"), "-c", str(ROOT / "config" / "test.yaml"),
+                 "--weights", *map(str, weights), "--metrics", *map(str, metrics), "--datasets", str(datasets),
+                 "--out", str(tmp_path / "model" / "detector.pt"), "--record", str(tmp_path / "detector.json"),
+                 "--deblurrers", *map(str, deblurrers), "--deblurrer-out", str(out),
+                 "--deblurrer-record", str(tmp_path / "deblurrer.json")]) == 0
+    saved = checkpoint.load(out)
+    assert list(saved["networks"]) == ["gsr"]
+    export = json.loads((tmp_path / "deblurrer.json").read_text())
+    assert export["source"] == str(deblurrers[1]) and export["seed"] == 0   # seed 0's detector won
+    assert export["max_output_change_levels"] <= 1 and export["detector"] == "detector.pt"
+    # the exported pair deblurs as the float32 source does with the same map, within one level
+    photo = read_photo(PHOTO)
+    model = Model(out, device="cpu", resolution="train")
+    assert set(model.nets) == {"gws", "gsr"}
+    _, focus, restoration = model.predict(photo, "deblur")
+    exported = full_size_outputs(photo, focus, restoration, want_map=False, want_overlay=False)["deblurred"]
+    source = Model(deblurrers[1], device="cpu", resolution="train")
+    source.nets["gws"] = model.nets["gws"]
+    _, focus, restoration = source.predict(photo, "deblur")
+    reference = full_size_outputs(photo, focus, restoration, want_map=False, want_overlay=False)["deblurred"]
+    assert np.abs(exported.astype(int) - reference.astype(int)).max() <= 1
+    # without its detector beside it, the deblurrer says what is missing
+    (tmp_path / "model" / "detector.pt").unlink()
+    with pytest.raises(checkpoint.WeightsError, match="detector.pt"):
+        Model(out)
 
 
 def test_export_refuses_candidates_without_validation_scores(two_runs, tmp_path, capsys):

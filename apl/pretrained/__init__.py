@@ -1,4 +1,5 @@
-"""The models this project ships inside the package: a defocus detector (G_ws) trained by this pipeline.
+"""The models this project ships inside the package: a defocus detector (G_ws) and a deblurrer (G_sr), both trained
+by this pipeline.
 
 `apl predict` with no `--weights` runs `detector.pt` (docs/model.md, its model card). The file is an ordinary
 apl weights file (apl.train.checkpoint) holding only G_ws, its large tensors stored as float16 to stay small
@@ -8,6 +9,10 @@ validation scores it was chosen on, the largest change fp16 storage makes to a m
 (`working_longer_side`) that `apl predict --resolution auto`, its default, runs it at: the longer side of the
 candidates in WORKING_SIDES that scores best on the validation photographs.
 `make model` retrains it from CUHK and the full-clear photographs and writes it again (export_detector).
+
+`apl predict --task deblur` with no `--weights` runs `deblurrer.pt`: G_sr alone, stored the same way, of the stage
+`model.deblurrer` of the detector's seed (export_deblurrer). Its record names the detector whose map guards the
+in-focus regions (`detector`: a file in the same folder), so the two travel together and the map is not stored twice.
 """
 from __future__ import annotations
 
@@ -22,18 +27,40 @@ from apl.io import read_json
 from apl.train import checkpoint
 
 DETECTOR = "detector.pt"
+DEBLURRER = "deblurrer.pt"
 MAX_BYTES = 2 * 1024 * 1024          # the packaged file stays small enough to ship in a wheel and a git clone
 MAX_LEVEL_CHANGE = 1.0               # fp16 storage may move a map by at most one 8-bit level
 HALF_FROM = 4096                     # tensors of at least this many values are stored as float16
 WORKING_SIDES = (320, 400, 480, 560, 640)   # working scales tried on the validation photographs (CUHK: 640 px)
 
 
+def _packaged(name: str, what: str) -> Path:
+    path = Path(str(resources.files(__package__) / name))
+    if not path.is_file():
+        raise FileNotFoundError(f"the packaged {what} {path} is missing from this installation; reinstall apl "
+                                "(pip install -e .), rebuild it with `make model`, or pass --weights W")
+    return path
+
+
 def detector_path() -> Path:
     """The packaged detector's file (installed with apl, found through importlib.resources)."""
-    path = Path(str(resources.files(__package__) / DETECTOR))
+    return _packaged(DETECTOR, "defocus detector")
+
+
+def deblurrer_path() -> Path:
+    """The packaged deblurrer's file; it runs with the packaged detector beside it."""
+    return _packaged(DEBLURRER, "deblurrer")
+
+
+def companion_detector(weights: str | Path, meta: dict) -> Path | None:
+    """The detector file an exported deblurrer runs with (its record's `detector`, in the same folder), or None."""
+    name = meta.get("export", {}).get("detector")
+    if not name:
+        return None
+    path = Path(weights).with_name(name)
     if not path.is_file():
-        raise FileNotFoundError(f"the packaged defocus detector {path} is missing from this installation; reinstall apl "
-                                "(pip install -e .), rebuild it with `make model`, or pass --weights W")
+        raise checkpoint.WeightsError(f"{weights} is a deblurrer exported to run with the detector {name} beside it, "
+                                      f"and {path} is missing; copy both files together (make model writes both)")
     return path
 
 
@@ -124,4 +151,58 @@ def export_detector(weights: str | Path, out: str | Path, photos: list[np.ndarra
         out.unlink()
         raise ValueError(f"the exported detector would be {size / 1e6:.1f} MB, above the {MAX_BYTES / 1e6:.1f} MB a "
                          "packaged model may take; export a narrower G_ws")
+    return record
+
+
+def _restoration_change(full: str | Path, half: str | Path, photos: list[np.ndarray]) -> float:
+    """Largest difference, in 8-bit levels, between the deblurred photographs of two deblurrer files."""
+    from apl.predict import Model, full_size_outputs
+    largest = 0.0
+    models = [Model(path, device="cpu") for path in (full, half)]
+    for photo in photos:
+        outs = []
+        for model in models:
+            _, focus, restoration = model.predict(photo, "deblur")
+            outs.append(full_size_outputs(photo, focus, restoration, want_map=False,
+                                          want_overlay=False)["deblurred"].astype(np.int16))
+        largest = max(largest, float(np.abs(outs[0] - outs[1]).max()))
+    return largest
+
+
+def export_deblurrer(weights: str | Path, out: str | Path, photos: list[np.ndarray], provenance: dict) -> dict:
+    """Write G_sr of `weights` to `out` (G_sr only, large tensors float16), to run with the detector file
+    DETECTOR already exported beside `out` (its map composites G_sr's output). `photos` (uint8 RGB) measure what
+    fp16 storage changes in the deblurred photographs: more than MAX_LEVEL_CHANGE levels, or a file above
+    MAX_BYTES, is an error and leaves no file behind. Returns the export record kept in meta."""
+    states, meta, _ = checkpoint.load_weights(weights)
+    if "gsr" not in states:
+        raise checkpoint.WeightsError(f"{weights} holds no deblurring generator (G_sr); export a pretrain or gsr_O* stage")
+    out = Path(out)
+    if not (out.parent / DETECTOR).is_file():
+        raise FileNotFoundError(f"{out.parent / DETECTOR} is missing: export the detector first (rule model does both)")
+    meta = {key: value for key, value in meta.items() if key != "export"}
+    meta["architecture"] = {"gsr": meta.get("architecture", {}).get("gsr", {})}
+    record = {**provenance, "source": str(weights), "source_sha256": hashlib.sha256(Path(weights).read_bytes()).hexdigest(),
+              "detector": DETECTOR,
+              "storage": f"float16 for tensors of at least {HALF_FROM} values, float32 below"}
+    payload = {"networks": {"gsr": _half(states["gsr"])}, "meta": {**meta, "export": record}}
+    reference = out.with_name(out.name + ".float32")
+    trial = out.with_name(out.name + ".check")
+    try:   # both beside the detector, so both run with its map
+        checkpoint.atomic_save({"networks": {"gsr": states["gsr"]}, "meta": {**meta, "export": record}}, reference)
+        checkpoint.atomic_save(payload, trial)
+        record["max_output_change_levels"] = _restoration_change(reference, trial, photos) if photos else None
+        if record["max_output_change_levels"] is not None and record["max_output_change_levels"] > MAX_LEVEL_CHANGE:
+            raise ValueError(f"float16 storage changes a deblurred photograph of {weights} by "
+                             f"{record['max_output_change_levels']:.0f} levels (at most {MAX_LEVEL_CHANGE:.0f} allowed); "
+                             "keep this model in float32")
+        checkpoint.atomic_save(payload, out)
+    finally:
+        trial.unlink(missing_ok=True)
+        reference.unlink(missing_ok=True)
+    size = out.stat().st_size
+    if size > MAX_BYTES:
+        out.unlink()
+        raise ValueError(f"the exported deblurrer would be {size / 1e6:.1f} MB, above the {MAX_BYTES / 1e6:.1f} MB a "
+                         "packaged model may take; export a narrower G_sr")
     return record
