@@ -121,3 +121,29 @@ def test_schedule_order():
     assert schedule.previous_run("single_gws", "ufat") is None
     with pytest.raises(ValueError, match="unknown stage"):
         schedule.get("gws_O4")
+
+
+def test_d_reals_from_the_photographs_own_in_focus_regions(tiny_data, tmp_path, test_config):
+    """train.d_real_in_focus: that share of D's real batch is cut from the training photographs where B(I) is above
+    the threshold everywhere in the crop; the rest are full-clear crops; squashed images are refused."""
+    import numpy as np
+    from apl.data.cache import load_cache
+    from apl.train.loop import StageTrainer
+    config = {**test_config, "train": {**test_config["train"], "d_real_in_focus": 0.5, "d_real_threshold": 0.3,
+                                       "batch_size": 4}}
+    trainer = StageTrainer(config, "gws_O1", "ufat", tiny_data / "cache", None, tmp_path / "a")
+    windows = trainer.in_focus_windows
+    assert windows is not None and len(windows) > 0
+    priors, crop = load_cache(tiny_data / "cache" / "train.npz")["priors"], trainer.crop
+    for i, top, left in windows.tolist():
+        assert priors[i, top:top + crop, left:left + crop].astype(np.float32).min() > 0.3
+    real = trainer._real_batch(4, torch.Generator().manual_seed(0))
+    assert real.shape == (4, 3, crop, crop)
+    # the last two are the photographs' own crops: each equals a window of a training image (up to a flip)
+    images = trainer.inputs.permute(0, 3, 1, 2).float() / 255
+    for piece in real[2:]:
+        assert any(torch.equal(piece, images[i, :, t:t + crop, l:l + crop]) or
+                   torch.equal(piece, images[i, :, t:t + crop, l:l + crop].flip(2)) for i, t, l in windows.tolist())
+    squashed = {**config, "scale": {"mode": "squash", "longer_side": config["image_size"]}}
+    with pytest.raises(TrainingError, match="d_real_in_focus"):
+        StageTrainer(squashed, "gws_O1", "ufat", tiny_data / "cache", None, tmp_path / "b")

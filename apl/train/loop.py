@@ -146,6 +146,8 @@ class StageTrainer:
         special = self.train_cfg["gsr_adversarial_optimizer"]
         if name == "gsr" and self.stage.kind in ("gsr", "single_gsr") and special:
             return special
+        if name == "d" and self.train_cfg["d_optimizer"]:
+            return self.train_cfg["d_optimizer"]
         return self.train_cfg["optimizer"]
 
     def _load_init(self, path: Path) -> None:
@@ -180,6 +182,44 @@ class StageTrainer:
             fullclear = load_cache(cache_dir / "fullclear.npz")
             self.fullclear = torch.from_numpy(fullclear["images"]).to(on)
             self.fullclear_shapes = _shapes(fullclear, "images")
+            self.in_focus_windows = None
+            if self.train_cfg["d_real_in_focus"] > 0:
+                self.in_focus_windows = self._in_focus_windows(train, cache_dir)
+
+    def _in_focus_windows(self, train: dict, cache_dir: Path) -> torch.Tensor:
+        """(image, top, left) of every crop window (on an 8-pixel grid) of the training photographs whose B(I) is
+        above train.d_real_threshold everywhere in it: the photographs' own in-focus regions, D's second source
+        of real samples (train.d_real_in_focus), so that blur, not content, tells real from fake."""
+        if self.crop is None:
+            raise TrainingError("train.d_real_in_focus cuts crops of the training photographs: it needs scale.mode: "
+                                "photo (set it to 0 for squashed images)")
+        threshold, found = self.train_cfg["d_real_threshold"], []
+        for i, (height, width) in enumerate(train["shapes"].tolist()):
+            prior = torch.from_numpy(train["priors"][i, :height, :width].astype(np.float32))
+            # the smallest B(I) in each window: max-pool of the negated map
+            lowest = -F.max_pool2d(-prior[None, None], self.crop, stride=8)[0, 0]
+            for top, left in (lowest > threshold).nonzero().tolist():
+                found.append((i, top * 8, left * 8))
+        if not found:
+            raise TrainingError(f"no {self.crop}x{self.crop} window of the training photographs in {cache_dir} has B(I) "
+                                f"above train.d_real_threshold ({threshold}) everywhere: lower it, or set "
+                                "train.d_real_in_focus: 0")
+        log.info("%s: %d in-focus windows in %d photographs for D's real samples", self.label, len(found),
+                 len({i for i, _, _ in found}))
+        return torch.tensor(found)
+
+    def _real_batch(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """D's real samples: full-clear crops, and train.d_real_in_focus of them in-focus crops of the training
+        photographs (random flips)."""
+        n_own = round(n * self.train_cfg["d_real_in_focus"]) if self.in_focus_windows is not None else 0
+        real_index = torch.randint(len(self.fullclear), (n - n_own,), generator=generator).to(self.device)
+        batches = [self._window([self.fullclear], self.fullclear_shapes, real_index, generator)[0]] if n > n_own else []
+        if n_own:
+            picks = self.in_focus_windows[torch.randint(len(self.in_focus_windows), (n_own,), generator=generator)]
+            flips = (torch.rand(n_own, generator=generator) < 0.5).tolist()
+            windows = [(top, left, flip) for (_, top, left), flip in zip(picks.tolist(), flips)]
+            batches.append(cut(self.inputs[picks[:, 0].to(self.device)], windows, self.crop))
+        return self._prep(torch.cat(batches))
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -257,8 +297,7 @@ class StageTrainer:
                 result = nets["gsr"](image, None)
             out = result["out"]
             # D: full-clear images are real, composites are fake (Eq. 6), D loss = 0.5 (real + fake).
-            real_index = torch.randint(len(self.fullclear), (len(index),), generator=generator).to(self.device)
-            real = self._prep(self._window([self.fullclear], self.fullclear_shapes, real_index, generator)[0])
+            real = self._real_batch(len(index), generator)
             def seen(x):   # what D sees: train.d_augment's random draw, fresh for every image and call
                 return augment(x, self.train_cfg["d_augment"], generator)
             real_logits, fake_logits = nets["d"](seen(real)), nets["d"](seen(out.detach()))
