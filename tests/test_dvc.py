@@ -76,7 +76,7 @@ def test_every_job_is_one_stage_with_its_command_inputs_and_outputs(test_dag, te
         assert stage.get("deps", []) == list(dict.fromkeys(job["input"]))
         outs = [o if isinstance(o, str) else next(iter(o)) for o in stage.get("outs", [])]
         assert sorted(outs + stage.get("metrics", [])) == sorted(o["path"] for o in job["output"])
-        assert stage.get("metrics", []) == [o["path"] for o in job["output"] if o["name"] == "metrics"]
+        assert stage.get("metrics", []) == [o["path"] for o in job["output"] if o["name"] in ("metrics", "probe")]
 
 
 def test_params_are_the_config_sections_each_rule_reads(test_stages):

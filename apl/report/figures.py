@@ -50,7 +50,7 @@ STYLES = {
     "hifst": {"color": "#ff7f0e", "linewidth": 1.8, "linestyle": "-", "marker": "s", "markersize": 3},
 }
 VARIANT_LABELS = {"ugan": "U-GAN", "dcgan": "DC-GAN", "cdfgan": "CDF-GAN", "ufat": "UFAT-GAN",
-                  "guard": "U-GAN + map composite (ours)"}   # apl.models.deblurrer.VARIANTS (no torch here)
+                  "guard": "guarded U-GAN"}   # apl.models.deblurrer.VARIANTS (no torch here)
 FALLBACK_COLORS = ("#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 
 

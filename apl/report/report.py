@@ -138,16 +138,17 @@ def release_section(config: dict, results: Path) -> list[str]:
 D_AT_CHANCE = 0.6   # a D whose balanced accuracy ends a phase below this gives that phase no adversarial signal
 
 
-def _mean_std(values: list[float], digits: int = 3, signed: bool = False) -> str:
+def _mean_std(values: list[float], digits: int = 3, signed: bool = False, kind: str = "f") -> str:
+    """mean ± std (sample) of the values that are numbers; kind "e" for sizes spanning decades."""
     values = [v for v in values if v == v]   # not nan
     if not values:
         return "-"
     mean = sum(values) / len(values)
     sign = "+" if signed else ""
     if len(values) == 1:
-        return f"{mean:{sign}.{digits}f}"
+        return f"{mean:{sign}.{digits}{kind}}"
     std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return f"{mean:{sign}.{digits}f} ± {std:.{digits}f}"
+    return f"{mean:{sign}.{digits}{kind}} ± {std:.{digits}{kind}}"
 
 
 def probe_section(results: Path, run: str) -> list[str]:
@@ -188,7 +189,7 @@ def probe_section(results: Path, run: str) -> list[str]:
             f"| {_mean_std([x['gt_beats']['zeros'] for x in t], 2)} / {_mean_std([x['gt_beats']['prior'] for x in t], 2)} "
             f"| {_mean_std([x['gradient']['cosine_adversarial']['mean'] for x in t], 4, True)} "
             f"({_mean_std([x['gradient']['cosine_adversarial']['share_positive'] for x in t], 2)}) "
-            f"| {_mean_std([x['gradient']['ratio'] for x in t], 1 if min(x['gradient']['ratio'] for x in t) > 0.1 else 6)} "
+            f"| {_mean_std([x['gradient']['ratio'] for x in t], 1, kind='e')} "
             f"| {_mean_std([x['restoration_levels']['defocused'] for x in t], 1)} / "
             f"{_mean_std([x['restoration_levels']['in_focus'] for x in t], 1)} "
             f"| {_mean_std([x['deblurred_vs_input']['share_preferred'] for x in t], 2)} "

@@ -54,6 +54,11 @@ def metrics_file(run, stage, seed="{seed}"):
     return f"{RESULTS}/metrics/seed{seed}/{run}/{stage}.json"
 
 
+def probe_file(stage, seed="{seed}"):
+    """The probe of an adversarial stage of the main run (rule probe, apl/probe.py)."""
+    return f"{RESULTS}/probe/seed{seed}/{MAIN}/{stage}.json"
+
+
 def of_first_seed(path):
     """A path of the first training seed, or of no seed (the baselines)."""
     return not re.search(r"(^|/)seed[0-9]+/", path) or f"seed{FIRST_SEED}/" in path

@@ -75,14 +75,7 @@ rule evaluate_release:
 
 
 # Does D teach the true map? (apl/probe.py): every adversarial stage of the main run and seed, its frozen G_ws,
-# G_sr and D on crops of photographs with masks that are never test images; REPORT.md reads them all.
-def probe_file(stage, seed="{seed}"):
-    return f"{RESULTS}/probe/seed{seed}/{MAIN}/{stage}.json"
-
-
-PROBES = [path for stage in schedule.PHASES for path in every_seed(probe_file(stage))]
-
-
+# G_sr and D on crops of photographs with masks that are never test images; REPORT.md reads them all (PROBES).
 rule probe:
     input:
         weights=weights_file(MAIN, "{stage}"),

@@ -38,6 +38,8 @@ TRAINING_LOSSES = [losses_file(MAIN, stage, FIRST_SEED) for stage in schedule.AL
     losses_file(schedule.SINGLE, stage, FIRST_SEED) for stage in ("single_gws", "single_gsr")
 ]
 FIGURE_FILES = [f"{FIGURES}/{stem}.png" for stem in ("figure7", "figure6", "figure9", "training_curves")]
+# REPORT.md's "Does D teach the true map?": the probe of every adversarial stage and seed (rule probe)
+PROBES = [path for stage in schedule.PHASES for path in every_seed(probe_file(stage))]
 
 
 rule tables:
