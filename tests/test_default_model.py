@@ -20,13 +20,18 @@ from apl.train import checkpoint
 from test_predict import CUHK, PHOTO, ROOT, apl
 
 
-def test_the_packaged_detector_is_small_self_describing_float16():
-    path = detector_path()
+def packaged(path, network):
+    """A packaged model file: small, the one network, float16 from HALF_FROM values; its saved contents."""
     assert path.stat().st_size <= MAX_BYTES
     saved = checkpoint.load(path)
-    assert list(saved["networks"]) == ["gws"]
-    tensors = [t for t in saved["networks"]["gws"].values() if t.is_floating_point()]
+    assert list(saved["networks"]) == [network]
+    tensors = [t for t in saved["networks"][network].values() if t.is_floating_point()]
     assert all(t.dtype == (torch.float16 if t.numel() >= HALF_FROM else torch.float32) for t in tensors)
+    return saved
+
+
+def test_the_packaged_detector_is_small_self_describing_float16():
+    saved = packaged(detector_path(), "gws")
     meta = saved["meta"]
     assert meta["format"] == checkpoint.FORMAT and meta["config"]["scale"]["mode"] == "photo"
     export = meta["export"]
@@ -58,12 +63,7 @@ def test_predict_without_weights_gives_real_maps_of_the_photo_size(tmp_path):
 
 
 def test_the_packaged_deblurrer_is_small_float16_and_names_its_detector():
-    path = deblurrer_path()
-    assert path.stat().st_size <= MAX_BYTES
-    saved = checkpoint.load(path)
-    assert list(saved["networks"]) == ["gsr"]
-    tensors = [t for t in saved["networks"]["gsr"].values() if t.is_floating_point()]
-    assert all(t.dtype == (torch.float16 if t.numel() >= HALF_FROM else torch.float32) for t in tensors)
+    saved = packaged(deblurrer_path(), "gsr")
     export = saved["meta"]["export"]
     assert export["detector"] == detector_path().name and export["profile"] == "cuhk"
     assert export["stage"] in ("pretrain", "gsr_O1", "gsr_O2", "gsr_O3")   # config model.deblurrer when exported
@@ -128,10 +128,7 @@ def test_export_writes_the_packaged_format_from_the_best_validation_candidate(tw
     assert main(["export-model", "-c", str(ROOT / "config" / "config.yaml"), "-c", str(ROOT / "config" / "test.yaml"),
                  "--weights", *map(str, weights), "--metrics", *map(str, metrics), "--datasets", str(datasets),
                  "--out", str(out), "--record", str(record)]) == 0
-    saved = checkpoint.load(out)
-    assert list(saved["networks"]) == ["gws"]
-    tensors = [t for t in saved["networks"]["gws"].values() if t.is_floating_point()]
-    assert all(t.dtype == (torch.float16 if t.numel() >= HALF_FROM else torch.float32) for t in tensors)
+    saved = packaged(out, "gws")
     export = json.loads(record.read_text())
     assert export["source"] == str(weights[1]) == saved["meta"]["export"]["source"]   # the better validation F_max
     assert export["max_map_change_levels"] <= 1
@@ -157,8 +154,7 @@ def test_export_writes_the_deblurrer_of_the_chosen_detectors_seed(two_runs, tmp_
                  "--out", str(tmp_path / "model" / "detector.pt"), "--record", str(tmp_path / "detector.json"),
                  "--deblurrers", *map(str, deblurrers), "--deblurrer-out", str(out),
                  "--deblurrer-record", str(tmp_path / "deblurrer.json")]) == 0
-    saved = checkpoint.load(out)
-    assert list(saved["networks"]) == ["gsr"]
+    packaged(out, "gsr")
     export = json.loads((tmp_path / "deblurrer.json").read_text())
     assert export["source"] == str(deblurrers[1]) and export["seed"] == 0   # seed 0's detector won
     assert export["max_output_change_levels"] <= 1 and export["detector"] == "detector.pt"

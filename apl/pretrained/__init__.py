@@ -87,6 +87,35 @@ def _half(state: dict) -> dict:
             for key, value in state.items()}
 
 
+def _export_parts(weights: str | Path, network: str, missing: str, provenance: dict) -> tuple[dict, dict, dict]:
+    """(the network's float32 state, the meta to store, the export record) of one network of `weights`: the
+    record (provenance, source file and its SHA-256, storage) sits in meta["export"] and is completed by the
+    caller before the final write."""
+    states, meta, _ = checkpoint.load_weights(weights)
+    if network not in states:
+        raise checkpoint.WeightsError(f"{weights} holds no {missing}")
+    meta = {key: value for key, value in meta.items() if key != "export"}
+    meta["architecture"] = {network: meta.get("architecture", {}).get(network, {})}
+    record = {**provenance, "source": str(weights), "source_sha256": hashlib.sha256(Path(weights).read_bytes()).hexdigest(),
+              "storage": f"float16 for tensors of at least {HALF_FROM} values, float32 below"}
+    meta["export"] = record
+    return states[network], meta, record
+
+
+def _check_change(levels: float | None, what: str) -> None:
+    if levels is not None and levels > MAX_LEVEL_CHANGE:
+        raise ValueError(f"float16 storage changes {what} by {levels:.0f} levels (at most {MAX_LEVEL_CHANGE:.0f} "
+                         "allowed); keep this model in float32")
+
+
+def _check_size(out: Path, what: str, network: str) -> None:
+    size = out.stat().st_size
+    if size > MAX_BYTES:
+        out.unlink()
+        raise ValueError(f"the exported {what} would be {size / 1e6:.1f} MB, above the {MAX_BYTES / 1e6:.1f} MB a "
+                         f"packaged model may take; export a narrower {network}")
+
+
 def _map_change(full: str | Path, half: str | Path, photos: list[np.ndarray], resolution: str | int) -> float:
     """Largest difference, in 8-bit levels, between the maps of the full-precision and the fp16 weights."""
     from apl.predict import Model
@@ -121,15 +150,9 @@ def export_detector(weights: str | Path, out: str | Path, photos: list[np.ndarra
     (1 = in focus) the working scale is chosen among `sides` (best F_max, then MAE) and recorded.
     Returns the export record kept in meta.
     """
-    states, meta, _ = checkpoint.load_weights(weights)
-    if "gws" not in states:
-        raise checkpoint.WeightsError(f"{weights} holds no defocus detector (G_ws); export a single_gws or gws_O*/gsr_O* "
-                                      "stage")
-    meta = {key: value for key, value in meta.items() if key != "export"}
-    meta["architecture"] = {"gws": meta.get("architecture", {}).get("gws", {})}
-    record = {**provenance, "source": str(weights), "source_sha256": hashlib.sha256(Path(weights).read_bytes()).hexdigest(),
-              "storage": f"float16 for tensors of at least {HALF_FROM} values, float32 below"}
-    payload = {"networks": {"gws": _half(states["gws"])}, "meta": {**meta, "export": record}}
+    state, meta, record = _export_parts(weights, "gws", "defocus detector (G_ws); export a single_gws or "
+                                        "gws_O*/gsr_O* stage", provenance)
+    payload = {"networks": {"gws": _half(state)}, "meta": meta}
     out = Path(out)
     trial = out.with_name(out.name + ".check")
     try:
@@ -140,17 +163,11 @@ def export_detector(weights: str | Path, out: str | Path, photos: list[np.ndarra
                 record["working_scales"][side]["fmax"], -record["working_scales"][side]["mae"]))
         record["max_map_change_levels"] = _map_change(weights, trial, photos, record.get(
             "working_longer_side", "train")) if photos else None
-        if record["max_map_change_levels"] is not None and record["max_map_change_levels"] > MAX_LEVEL_CHANGE:
-            raise ValueError(f"float16 storage changes a map of {weights} by {record['max_map_change_levels']:.0f} levels "
-                             f"(at most {MAX_LEVEL_CHANGE:.0f} allowed); keep this model in float32")
+        _check_change(record["max_map_change_levels"], f"a map of {weights}")
         checkpoint.atomic_save(payload, out)   # the same tensors, with the record now complete
     finally:
         trial.unlink(missing_ok=True)
-    size = out.stat().st_size
-    if size > MAX_BYTES:
-        out.unlink()
-        raise ValueError(f"the exported detector would be {size / 1e6:.1f} MB, above the {MAX_BYTES / 1e6:.1f} MB a "
-                         "packaged model may take; export a narrower G_ws")
+    _check_size(out, "detector", "G_ws")
     return record
 
 
@@ -174,35 +191,22 @@ def export_deblurrer(weights: str | Path, out: str | Path, photos: list[np.ndarr
     DETECTOR already exported beside `out` (its map composites G_sr's output). `photos` (uint8 RGB) measure what
     fp16 storage changes in the deblurred photographs: more than MAX_LEVEL_CHANGE levels, or a file above
     MAX_BYTES, is an error and leaves no file behind. Returns the export record kept in meta."""
-    states, meta, _ = checkpoint.load_weights(weights)
-    if "gsr" not in states:
-        raise checkpoint.WeightsError(f"{weights} holds no deblurring generator (G_sr); export a pretrain or gsr_O* stage")
+    state, meta, record = _export_parts(weights, "gsr", "deblurring generator (G_sr); export a pretrain or gsr_O* "
+                                        "stage", {**provenance, "detector": DETECTOR})
     out = Path(out)
     if not (out.parent / DETECTOR).is_file():
         raise FileNotFoundError(f"{out.parent / DETECTOR} is missing: export the detector first (rule model does both)")
-    meta = {key: value for key, value in meta.items() if key != "export"}
-    meta["architecture"] = {"gsr": meta.get("architecture", {}).get("gsr", {})}
-    record = {**provenance, "source": str(weights), "source_sha256": hashlib.sha256(Path(weights).read_bytes()).hexdigest(),
-              "detector": DETECTOR,
-              "storage": f"float16 for tensors of at least {HALF_FROM} values, float32 below"}
-    payload = {"networks": {"gsr": _half(states["gsr"])}, "meta": {**meta, "export": record}}
+    payload = {"networks": {"gsr": _half(state)}, "meta": meta}
     reference = out.with_name(out.name + ".float32")
     trial = out.with_name(out.name + ".check")
     try:   # both beside the detector, so both run with its map
-        checkpoint.atomic_save({"networks": {"gsr": states["gsr"]}, "meta": {**meta, "export": record}}, reference)
+        checkpoint.atomic_save({"networks": {"gsr": state}, "meta": meta}, reference)
         checkpoint.atomic_save(payload, trial)
         record["max_output_change_levels"] = _restoration_change(reference, trial, photos) if photos else None
-        if record["max_output_change_levels"] is not None and record["max_output_change_levels"] > MAX_LEVEL_CHANGE:
-            raise ValueError(f"float16 storage changes a deblurred photograph of {weights} by "
-                             f"{record['max_output_change_levels']:.0f} levels (at most {MAX_LEVEL_CHANGE:.0f} allowed); "
-                             "keep this model in float32")
+        _check_change(record["max_output_change_levels"], f"a deblurred photograph of {weights}")
         checkpoint.atomic_save(payload, out)
     finally:
         trial.unlink(missing_ok=True)
         reference.unlink(missing_ok=True)
-    size = out.stat().st_size
-    if size > MAX_BYTES:
-        out.unlink()
-        raise ValueError(f"the exported deblurrer would be {size / 1e6:.1f} MB, above the {MAX_BYTES / 1e6:.1f} MB a "
-                         "packaged model may take; export a narrower G_sr")
+    _check_size(out, "deblurrer", "G_sr")
     return record
