@@ -83,11 +83,10 @@ def cmd_evaluate(args):
 
 
 def cmd_probe(args):
+    from apl.models.factory import configure_torch
     from apl.probe import probe_stage, summary_line
     config = _config(args)
-    if config.get("train", {}).get("num_threads"):
-        import torch
-        torch.set_num_threads(config["train"]["num_threads"])
+    configure_torch(config)   # the config's thread count (the probe runs on the CPU)
     result = probe_stage(args.weights, args.datasets, config["probe"]["crops"], seed=config["seed"])
     write_json(args.out, result)
     print(summary_line(result))
@@ -257,12 +256,12 @@ def export_default_deblurrer(args, detector: str, photos: list) -> None:
         raise ValueError(f"--deblurrer-out {args.deblurrer_out} must sit beside --out {args.out}: the deblurrer runs "
                          "with that detector's map")
     seed = checkpoint.load_weights(detector)[1].get("seed")
-    by_seed = {checkpoint.load_weights(path)[1].get("seed"): path for path in args.deblurrers}
-    if seed not in by_seed:
+    metas = {path: checkpoint.load_weights(path)[1] for path in args.deblurrers}
+    weights = next((path for path, meta in metas.items() if meta.get("seed") == seed), None)
+    if weights is None:
         raise ValueError(f"none of --deblurrers ({', '.join(map(str, args.deblurrers))}) has the chosen detector's "
                          f"seed {seed}: pass the deblurring stage of every seed")
-    weights = by_seed[seed]
-    stage = checkpoint.load_weights(weights)[1].get("stage")
+    stage = metas[weights].get("stage")
     record = export_deblurrer(weights, args.deblurrer_out, photos[:12], {
         "profile": _config(args)["profile"], "stage": stage, "seed": seed,
         "chosen_on": "the seed of the default detector (chosen on validation); the stage is config model.deblurrer"})

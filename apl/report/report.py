@@ -11,7 +11,8 @@ from apl.data.layout import HELDOUT_SET, VALIDATION_SET
 from apl.data.release_files import RELEASE_RUN, RELEASE_STAGES, WEIGHTS_ABSENT, release_instructions
 from apl.io import read_json, write_text
 from apl.report import provenance
-from apl.report.tables import ABSENT_STATUS, RELEASE_ROW, SET_OF_DATASET, absent_datasets, validation_markdown
+from apl.report.tables import (ABSENT_STATUS, RELEASE_ROW, SET_OF_DATASET, absent_datasets, seed_summary,
+                               validation_markdown)
 
 # Figures REPORT.md shows: file stem in figures/ -> (heading, what it shows, the rule that makes it).
 FIGURES = {
@@ -139,16 +140,14 @@ D_AT_CHANCE = 0.6   # a D whose balanced accuracy ends a phase below this gives 
 
 
 def _mean_std(values: list[float], digits: int = 3, signed: bool = False, kind: str = "f") -> str:
-    """mean ± std (sample) of the values that are numbers; kind "e" for sizes spanning decades."""
+    """mean ± std over the seeds (tables.seed_summary) of the values that are numbers; kind "e" for sizes
+    spanning decades."""
     values = [v for v in values if v == v]   # not nan
     if not values:
         return "-"
-    mean = sum(values) / len(values)
+    mean, std = seed_summary(values)
     sign = "+" if signed else ""
-    if len(values) == 1:
-        return f"{mean:{sign}.{digits}{kind}}"
-    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return f"{mean:{sign}.{digits}{kind}} ± {std:.{digits}{kind}}"
+    return f"{mean:{sign}.{digits}{kind}}" + ("" if std != std else f" ± {std:.{digits}{kind}}")
 
 
 def probe_section(results: Path, run: str) -> list[str]:
@@ -184,6 +183,7 @@ def probe_section(results: Path, run: str) -> list[str]:
         t = [p["trained_gsr"] for p in probes]
         r = [p["reference_gsr"] for p in probes]
         accuracy = [x["d"]["accuracy"] for x in t]
+        mean_accuracy = seed_summary(accuracy)[0]
         lines.append(
             f"| {stage} | {len(probes)} | {_mean_std(accuracy, 2)} "
             f"| {_mean_std([x['gt_beats']['zeros'] for x in t], 2)} / {_mean_std([x['gt_beats']['prior'] for x in t], 2)} "
@@ -195,8 +195,8 @@ def probe_section(results: Path, run: str) -> list[str]:
             f"| {_mean_std([x['deblurred_vs_input']['share_preferred'] for x in t], 2)} "
             f"| {_mean_std([x['gradient']['cosine_adversarial']['mean'] for x in r], 4, True)}, "
             f"{_mean_std([x['gt_beats']['zeros'] for x in r], 2)} |")
-        if sum(accuracy) / len(accuracy) < D_AT_CHANCE:
-            warnings.append(f"{stage} ({sum(accuracy) / len(accuracy):.2f})")
+        if mean_accuracy < D_AT_CHANCE:
+            warnings.append(f"{stage} ({mean_accuracy:.2f})")
     lines.append("")
     if warnings:
         lines += [f"> **Warning: D ends these phases at chance** (balanced accuracy below {D_AT_CHANCE}): "
