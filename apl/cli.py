@@ -57,7 +57,7 @@ def cmd_synthesize(args):
     result = synthesize_dataset(Path(args.datasets) / FOLDERS["fullclear"], args.out, per_image=synthesis["per_image"],
                                 size=config["image_size"], seed=config["seed"], sigma_range=tuple(synthesis["sigma"]),
                                 window=synthesis["window"], blurred_fraction_range=tuple(synthesis["blurred_fraction"]),
-                                scale=config["scale"])
+                                scale=config["scale"], kernel=synthesis["kernel"])
     print(f"synthesized {result['pairs']} defocus pairs from {result['sources']} full-clear images in {args.out}")
 
 
@@ -151,6 +151,12 @@ def cmd_showcase(args):
 def cmd_training_curves(args):
     from apl.report.figures import training_curves
     for path in training_curves(args.losses, args.out):
+        print(path)
+
+
+def cmd_probe_figure(args):
+    from apl.report.figures import probe_figure
+    for path in probe_figure(args.probes, args.out):
         print(path)
 
 
@@ -409,6 +415,10 @@ def parser() -> argparse.ArgumentParser:
             config=False)
     p.add_argument("--losses", type=Path, nargs="+", required=True,
                    help="runs/<run>/<stage>/losses.csv files, drawn in this order")
+    p.add_argument("--out", type=Path, required=True, help="the PNG; the PDF is written beside it")
+    p = add("probe-figure", cmd_probe_figure, "plot the probes of every adversarial phase and seed (PNG and PDF)",
+            config=False)
+    p.add_argument("--probes", type=Path, nargs="+", required=True, help="probe/seed<N>/<run>/<stage>.json files")
     p.add_argument("--out", type=Path, required=True, help="the PNG; the PDF is written beside it")
     p = add("report", cmd_report, "write REPORT.md from the tables, figures, deviations and provenance")
     p.add_argument("--results", type=Path, required=True)

@@ -68,13 +68,24 @@ def deblur(model: Model, photo: np.ndarray, upsample_r: bool = False) -> np.ndar
     return np.rint(np.clip(r * (1 - m) + photo * m, 0, 255)).astype(np.uint8)
 
 
-def cuhk_rows(model: Model, cuhk: Path, count: int, upsample_r: bool) -> dict[str, float]:
+def cuhk_photos(cuhk: Path, count: int, validation: Path | None) -> list[tuple[Path, Path, str]]:
+    """(photograph, mask, polarity) of CUHK's test split, or of a prepared validation split (images/, masks/
+    white = in focus), on which settings are chosen."""
+    if validation is not None:
+        names = sorted(p.name for p in (validation / "images").iterdir())
+        return [(validation / "images" / name, validation / "masks" / f"{Path(name).stem}.png", "focus-white")
+                for name in pick_stems(names, count)]
     names = [row["original_name"] for row in csv.DictReader(open(ROOT / "apl/data/splits/cuhk_test_split.csv"))]
+    return [(cuhk / "image" / name, cuhk / "gt" / f"{Path(name).stem}.png", "blur-white")
+            for name in pick_stems(names, count)]
+
+
+def cuhk_rows(model: Model, photos: list[tuple[Path, Path, str]], upsample_r: bool) -> dict[str, float]:
     energy_in = energy_out = 0.0
     changes, shifts = [], []
-    for name in pick_stems(names, count):
-        photo = read_photo(cuhk / "image" / name)
-        focus = read_mask(cuhk / "gt" / f"{Path(name).stem}.png", "blur-white") >= 0.5
+    for image_path, mask_path, polarity in photos:
+        photo = read_photo(image_path)
+        focus = read_mask(mask_path, polarity) >= 0.5
         out = deblur(model, photo, upsample_r).astype(np.float64)
         grey_in, grey_out = photo.astype(np.float64).mean(axis=2), out.mean(axis=2)
         energy_in += float(np.sum(laplace(grey_in)[~focus] ** 2))
@@ -93,6 +104,9 @@ def main() -> None:
     parser.add_argument("--resolutions", nargs="+", default=["auto", "full"])
     parser.add_argument("--cuhk", type=Path, default=CUHK, help="CUHK in its original layout (image/, gt/)")
     parser.add_argument("--count", type=int, default=12, help="CUHK test photographs")
+    parser.add_argument("--validation", type=Path, default=None,
+                        help="a prepared validation split (e.g. data/cuhk/datasets/val) in place of CUHK's test "
+                             "photographs: choose settings there")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--gws", type=Path, default=None,
                         help="G_ws for weights that hold none (default: the detector apl ships)")
@@ -104,6 +118,7 @@ def main() -> None:
         from apl.pretrained import deblurrer_path
         args.weights = [deblurrer_path()]
     pairs = synthetic_pairs()
+    photos = cuhk_photos(args.cuhk, args.count, args.validation)
     from skimage.metrics import structural_similarity
     print("| weights | --resolution | synthetic PSNR gain (dB) | SSIM gain | CUHK sharpness (out / in, defocused) | "
           "in-focus change (levels) | largest colour shift (levels) |")
@@ -121,7 +136,7 @@ def main() -> None:
                     gains.append(psnr(out, sharp) - psnr(blurred, sharp))
                     ssims.append(structural_similarity(out, sharp, channel_axis=2)
                                  - structural_similarity(blurred, sharp, channel_axis=2))
-                real = cuhk_rows(model, args.cuhk, args.count, upsample_r)
+                real = cuhk_rows(model, photos, upsample_r)
                 rule = " (R upsampled, before issue 30)" if upsample_r else ""
                 print(f"| {weights} | {resolution}{rule} | {np.mean(gains):+.2f} | {np.mean(ssims):+.4f} | "
                       f"{real['sharpness']:.2f}x | {real['in_focus_change']:.2f} | {real['colour_shift']:.2f} |",

@@ -96,3 +96,30 @@ def test_the_pipeline_probes_every_adversarial_stage_and_reports_it(pipeline_run
     section = report.split("## Does D teach the true map?")[1].split("\n## ")[0]
     assert all(f"| {stage} | 1 |" in section for stage in PHASES)
     assert "(#does-d-teach-the-true-map)" in report
+    assert "](figures/probe.png)" in section and (finished / "figures" / "probe.pdf").stat().st_size > 0
+
+
+def _probe(stage: str, seed: int, accuracy: float, ratio: float) -> dict:
+    result = {"d": {"accuracy": accuracy}, "gt_beats": {"zeros": 0.25, "prior": 0.5},
+              "gradient": {"ratio": ratio, "cosine_adversarial": {"mean": 0.01 * seed}}}
+    return {"stage": stage, "seed": seed, "variant": "guard", "trained_gsr": result, "reference_gsr": result}
+
+
+def test_the_probe_figure_draws_each_phase_mean_over_seeds(tmp_path):
+    from apl.report import figures
+    files = []
+    for seed, accuracy in ((0, 0.5), (1, 0.7)):
+        for stage in ("gsr_O1", "gws_O1"):   # drawn in the schedule's order, whatever the files' order
+            path = tmp_path / f"seed{seed}" / f"{stage}.json"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(json.dumps(_probe(stage, seed, accuracy, ratio=10.0 ** -(seed + 5))))
+            files.append(path)
+    png, pdf = figures.probe_figure(files, tmp_path / "probe.png")
+    assert png.stat().st_size > 0 and pdf.stat().st_size > 0
+    fig = figures.draw_probe_figure(figures._probe_groups(files))
+    accuracy, ratio = fig.axes[0].lines[0], fig.axes[2].lines[0]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][0].startswith("G$_{ws}$ O1")
+    assert accuracy.get_ydata() == pytest.approx([0.6, 0.6])                 # the mean of the seeds
+    assert ratio.get_ydata() == pytest.approx([10 ** -5.5, 10 ** -5.5])      # geometric on the log axis
+    with pytest.raises(ValueError, match="at least one probe file"):
+        figures.probe_figure([], tmp_path / "none.png")

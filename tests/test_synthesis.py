@@ -7,7 +7,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import data
 
-from apl.data.synthesis import (gaussian_kernel, random_focus_mask, stem_seed_sequence, synthesize_dataset,
+from apl.data.synthesis import (disc_kernel, gaussian_kernel, random_focus_mask, stem_seed_sequence, synthesize_dataset,
                                 synthesize_pair)
 from apl.io import ImageError, list_images, read_image
 
@@ -41,6 +41,32 @@ def test_gaussian_kernel_window():
     assert k.shape == (15,) and k.sum() == pytest.approx(1.0) and k[7] == k.max()
     with pytest.raises(ValueError):
         gaussian_kernel(1.0, 14)
+
+
+def test_disc_kernel_has_the_gaussians_spread():
+    for sigma in (0.5, 1.0, 2.0, 3.0):
+        k = disc_kernel(sigma, 15)
+        assert k.shape == (15, 15) and k.sum() == pytest.approx(1.0) and np.allclose(k, k.T) and np.allclose(k, k[::-1])
+        x = np.arange(-7, 8)
+        variance = float((k.sum(axis=0) * x ** 2).sum())   # per-axis variance: a disc of radius r has r^2 / 4,
+        assert variance == pytest.approx(sigma ** 2 + 1 / 12, rel=0.05 if sigma >= 1 else 0.25)   # + a pixel's
+    disc = disc_kernel(3.0, 15)
+    assert disc[7, 7] == pytest.approx(disc[7, 9]) and disc[7, 0] == 0.0   # flat inside, nothing at radius 7 > 6
+    with pytest.raises(ValueError, match="unknown blur kernel"):
+        synthesize_pair(_photo(), np.random.default_rng(0), kernel="box")
+
+
+def test_a_gaussian_pair_is_the_papers_and_mixed_draws_both_kernels():
+    sharp = _photo()
+    paper = synthesize_pair(sharp, np.random.default_rng(3))
+    same = synthesize_pair(sharp, np.random.default_rng(3), kernel="gaussian")
+    assert np.array_equal(paper[0], same[0]) and paper[2]["kernel"] == "gaussian"
+    disc = synthesize_pair(sharp, np.random.default_rng(3), kernel="disc")
+    assert np.array_equal(disc[1], paper[1]) and disc[2]["sigma"] == paper[2]["sigma"]   # same draws, other blur
+    assert not np.array_equal(disc[0], paper[0]) and disc[2]["kernel"] == "disc"
+    rng = np.random.default_rng(4)
+    drawn = [synthesize_pair(sharp, rng, kernel="mixed")[2]["kernel"] for _ in range(20)]
+    assert set(drawn) == {"gaussian", "disc"}
 
 
 def test_pair_determinism():
@@ -110,7 +136,8 @@ def test_dataset_layout_csv_and_determinism(source_dir, tmp_path):
     with open(out / "pairs.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert {r["name"] for r in rows} == names and len(rows) == 15
-    assert list(rows[0]) == ["name", "source", "sigma", "blurred_fraction"]
+    assert list(rows[0]) == ["name", "source", "sigma", "blurred_fraction", "kernel"]
+    assert {r["kernel"] for r in rows} == {"gaussian"}
     for row in rows:
         assert row["source"].split(".")[0] == row["name"].rsplit("_", 1)[0]
         assert 0.1 <= float(row["sigma"]) <= 10.0 and 0.59 <= float(row["blurred_fraction"]) <= 0.71

@@ -145,7 +145,7 @@ class _Builder:
         rng = np.random.default_rng(stem_seed_sequence(config["seed"], f"heldout/{name}", 0))
         synthesis = config["synthesis"]
         defocused, mask, _ = synthesize_pair(sharp, rng, tuple(synthesis["sigma"]), synthesis["window"],
-                                             tuple(synthesis["blurred_fraction"]))
+                                             tuple(synthesis["blurred_fraction"]), synthesis["kernel"])
         files = {}
         for folder, array in ((FOLDERS["heldout"], defocused), (TARGET_FOLDERS["heldout"], sharp),
                               (MASK_FOLDERS["heldout"], mask)):

@@ -12,6 +12,10 @@ Choices where the paper is silent:
 * Blur: an explicit normalised 1-D Gaussian of 15 taps (radius window // 2 = 7), applied
   separably along rows and columns (= the normalised 15x15 2-D Gaussian), mirror borders
   (scipy 'reflect', i.e. half-sample symmetric). The whole image is blurred, then composited.
+* Kernel (``synthesis.kernel``): the paper's Gaussian; or a disc (pillbox, the thin-lens defocus of a
+  circular aperture) of radius 2 sigma, whose per-axis standard deviation equals the Gaussian's, so sigma
+  keeps one meaning; or ``mixed``, each pair's kernel drawn between the two. The disc is area-weighted
+  (anti-aliased) and normalised, cut to the same window.
 * Boundary: the compositing alpha is 1 on the whole focus region and ramps linearly to 0 over
   min(sigma, radius) pixels *inside the blurred region* (distance transform), so there is no
   seam. "Exact mask" means: the saved mask is the binary region used for compositing, every
@@ -42,7 +46,7 @@ from apl.io import ImageError, list_images, read_image
 
 SUBFOLDERS = ("blurred", "sharp", "masks")
 CSV_NAME = "pairs.csv"
-CSV_FIELDS = ("name", "source", "sigma", "blurred_fraction")
+CSV_FIELDS = ("name", "source", "sigma", "blurred_fraction", "kernel")
 
 
 # --------------------------------------------------------------------------- masks and blur
@@ -107,6 +111,33 @@ def gaussian_blur(image: np.ndarray, sigma: float, window: int = 15) -> np.ndarr
     return ndimage.correlate1d(out, kernel, axis=1, mode="reflect")
 
 
+KERNELS = ("gaussian", "disc", "mixed")
+
+
+def disc_kernel(sigma: float, window: int = 15, supersample: int = 8) -> np.ndarray:
+    """Normalised 2-D pillbox of radius 2 sigma (the Gaussian's per-axis standard deviation), each tap
+    weighted by the share of its pixel inside the disc, cut to `window` x `window`."""
+    gaussian_kernel(sigma, window)  # the same checks
+    radius = min(2.0 * sigma, window // 2 + 0.5)
+    offsets = (np.arange(supersample) + 0.5) / supersample - 0.5
+    x = np.arange(-(window // 2), window // 2 + 1, dtype=np.float64)
+    fine = (x[:, None] + offsets[None, :]).ravel()
+    inside = (fine[:, None] ** 2 + fine[None, :] ** 2) <= radius ** 2
+    kernel = inside.reshape(window, supersample, window, supersample).mean(axis=(1, 3))
+    return kernel / kernel.sum()
+
+
+def defocus_blur(image: np.ndarray, sigma: float, window: int = 15, kernel: str = "gaussian") -> np.ndarray:
+    """Blur an HxWxC array with the window Gaussian or the disc of the same sigma -> float64, mirror borders."""
+    if kernel == "gaussian":
+        return gaussian_blur(image, sigma, window)
+    if kernel != "disc":
+        raise ValueError(f"unknown blur kernel {kernel!r}; use one of {KERNELS[:2]}")
+    weights = disc_kernel(sigma, window)
+    image = np.asarray(image, dtype=np.float64)
+    return np.stack([ndimage.correlate(image[..., c], weights, mode="reflect") for c in range(image.shape[2])], axis=2)
+
+
 def _feathered_alpha(mask: np.ndarray, ramp: float) -> np.ndarray:
     """1 on the focus region; linear fall-off to 0 over `ramp` pixels into the blurred region."""
     if mask.min() >= 1.0:
@@ -120,10 +151,10 @@ def _feathered_alpha(mask: np.ndarray, ramp: float) -> np.ndarray:
 
 
 def synthesize_pair(sharp: np.ndarray, rng: np.random.Generator, sigma_range=(0.1, 10.0), window: int = 15,
-                    blurred_fraction_range=(0.6, 0.7)) -> tuple[np.ndarray, np.ndarray, dict]:
+                    blurred_fraction_range=(0.6, 0.7), kernel: str = "gaussian") -> tuple[np.ndarray, np.ndarray, dict]:
     """One simulated defocus pair from a full-focus uint8 RGB image.
 
-    Returns (defocused uint8 HxWx3, mask float32 HxW with 1 = in focus, {"sigma", "blurred_fraction"}),
+    Returns (defocused uint8 HxWx3, mask float32 HxW with 1 = in focus, {"sigma", "blurred_fraction", "kernel"}),
     where sigma ~ U(sigma_range), the target share ~ U(blurred_fraction_range) and the reported
     blurred_fraction is the share actually achieved by the mask.
     """
@@ -137,15 +168,19 @@ def synthesize_pair(sharp: np.ndarray, rng: np.random.Generator, sigma_range=(0.
     if not 0.0 <= flo <= fhi <= 1.0:
         raise ValueError(f"blurred_fraction_range must satisfy 0 <= low <= high <= 1, got {blurred_fraction_range}")
 
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown blur kernel {kernel!r}; use one of {KERNELS}")
     sigma = float(rng.uniform(lo, hi))
     target = float(rng.uniform(flo, fhi))
     height, width = sharp.shape[:2]
     mask = random_focus_mask(height, width, target, rng)
-    blurred = gaussian_blur(sharp, sigma, window)
+    if kernel == "mixed":   # drawn after the paper's draws, so a Gaussian profile's pairs stay as they were
+        kernel = "disc" if rng.random() < 0.5 else "gaussian"
+    blurred = defocus_blur(sharp, sigma, window, kernel)
     alpha = _feathered_alpha(mask, min(sigma, window // 2))[..., None]
     mixed = alpha * sharp + (1.0 - alpha) * blurred
     defocused = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
-    info = {"sigma": sigma, "blurred_fraction": float(1.0 - mask.mean(dtype=np.float64))}
+    info = {"sigma": sigma, "blurred_fraction": float(1.0 - mask.mean(dtype=np.float64)), "kernel": kernel}
     return defocused, mask, info
 
 
@@ -161,7 +196,7 @@ def _save_png(path: Path, array: np.ndarray) -> None:
 
 
 def _synthesize_source(task: tuple) -> list[tuple[str, str, float, float]]:
-    stem, path, tmp_dir, per_image, size, scale, seed, sigma_range, window, fraction_range = task
+    stem, path, tmp_dir, per_image, size, scale, seed, sigma_range, window, fraction_range, kernel = task
     path, tmp_dir = Path(path), Path(tmp_dir)
     sharp = to_scale(read_image(path), {"image_size": size, "scale": scale})  # ImageError names the file
     buffer = io.BytesIO()
@@ -171,20 +206,20 @@ def _synthesize_source(task: tuple) -> list[tuple[str, str, float, float]]:
     for k in range(per_image):
         rng = np.random.default_rng(stem_seed_sequence(seed, stem, k))
         try:
-            defocused, mask, info = synthesize_pair(sharp, rng, sigma_range, window, fraction_range)
+            defocused, mask, info = synthesize_pair(sharp, rng, sigma_range, window, fraction_range, kernel)
         except Exception as err:
             raise ImageError(f"cannot synthesise a pair from {path}: {err}") from err
         name = f"{stem}_{k}"
         _save_png(tmp_dir / "blurred" / f"{name}.png", defocused)
         (tmp_dir / "sharp" / f"{name}.png").write_bytes(sharp_png)
         _save_png(tmp_dir / "masks" / f"{name}.png", (mask * 255).astype(np.uint8))
-        rows.append((name, path.name, info["sigma"], info["blurred_fraction"]))
+        rows.append((name, path.name, info["sigma"], info["blurred_fraction"], info["kernel"]))
     return rows
 
 
 def synthesize_dataset(source_dir, out_dir, per_image: int = 5, size: int = 160, seed: int = 0,
                        sigma_range=(0.1, 10.0), window: int = 15, blurred_fraction_range=(0.6, 0.7),
-                       workers: int | None = None, scale: dict | None = None) -> dict:
+                       workers: int | None = None, scale: dict | None = None, kernel: str = "gaussian") -> dict:
     """Write out_dir/{blurred,sharp,masks}/{stem}_{k}.png and out_dir/pairs.csv for every source image.
 
     Sources are brought to the config's scale first (`scale`, apl.data.scale; default: squashed to
@@ -212,7 +247,7 @@ def synthesize_dataset(source_dir, out_dir, per_image: int = 5, size: int = 160,
 
     scale = scale or {"mode": "squash", "longer_side": size}
     tasks = [(stem, str(path), str(tmp_dir), int(per_image), int(size), dict(scale), int(seed),
-              tuple(sigma_range), int(window), tuple(blurred_fraction_range))
+              tuple(sigma_range), int(window), tuple(blurred_fraction_range), kernel)
              for stem, path in sources.items()]
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
@@ -232,8 +267,8 @@ def synthesize_dataset(source_dir, out_dir, per_image: int = 5, size: int = 160,
         with open(tmp_dir / CSV_NAME, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(CSV_FIELDS)
-            for name, source, sigma, fraction in rows:
-                writer.writerow((name, source, f"{sigma:.6f}", f"{fraction:.6f}"))
+            for name, source, sigma, fraction, drawn in rows:
+                writer.writerow((name, source, f"{sigma:.6f}", f"{fraction:.6f}", drawn))
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise

@@ -357,6 +357,27 @@ def draw_training_curves(stages: list[tuple[str, str, pd.DataFrame]]):
     colors = {"gws": "#1f77b4", "gsr": "#d62728", "pretrain": "#2ca02c", "single_gws": "#9467bd",
               "single_gsr": "#8c564b"}
     main_run = stages[0][0]
+    # D's accuracy on its own training batches (augmented as D saw them), epoch means on a second axis of (b):
+    # 0.5 is a D that answers one constant for every image (REPORT.md's probe measures it on held-out crops)
+    accuracy_axis, accuracy_offset, accuracy_drawn = panels["d"].twinx(), 0, False
+    for run, stage, frame in stages:
+        if {"d_acc_real", "d_acc_fake"} <= set(frame.columns):
+            balanced = 0.5 * (frame["d_acc_real"] + frame["d_acc_fake"])
+            means = balanced.groupby(frame["epoch"]).mean()
+            per_epoch = len(frame) / max(len(means), 1)
+            accuracy_axis.plot(accuracy_offset + (np.arange(len(means)) + 0.5) * per_epoch, means.to_numpy(),
+                               color="#212121", linestyle=":", linewidth=1.5, marker="x", markersize=3,
+                               label="D's balanced accuracy, training batches (epoch means)" if not accuracy_drawn
+                               else None)
+            accuracy_drawn = True
+        if "d" in frame.columns:
+            accuracy_offset += len(frame)
+    if accuracy_drawn:
+        accuracy_axis.set(ylim=(0, 1.05), ylabel="D's balanced accuracy")
+        accuracy_axis.axhline(0.5, color="#212121", linewidth=0.6, alpha=0.4)
+        accuracy_axis.legend(loc="lower right", fontsize=8)
+    else:
+        accuracy_axis.set_visible(False)
     for run, stage, frame in stages:
         kind = stage.split("_O")[0] if "_O" in stage else stage
         color = colors.get(kind, "#7f7f7f")
@@ -394,5 +415,83 @@ def draw_training_curves(stages: list[tuple[str, str, pd.DataFrame]]):
             axis.text(0.5, 0.5, "no stage of these files has this loss", ha="center", va="center",
                       transform=axis.transAxes, color="#757575")
     fig.suptitle(f"Training losses per phase (run {main_run}; thin: every step, thick: epoch means)", fontsize=12)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    return fig
+
+
+# --------------------------------------------------------------------------------------------- the probe
+D_AT_CHANCE = 0.6   # a D whose balanced accuracy ends a phase below this gives that phase no adversarial signal
+
+
+def probe_figure(probe_files: list[str | Path], out_png: str | Path) -> list[Path]:
+    """REPORT.md's "Does D teach the true map?" as a figure: per adversarial phase, mean and std over the seeds
+    (dots: each seed) of (a) D's balanced accuracy, (b) the adversarial gradient's cosine with GT - M, with
+    this run's G_sr and with the fixed unsharp mask in its place, (c) that gradient's size against the weighted
+    prior term's, (d) the share of crops where the GT mask beats all-defocused (M = 0) and B(I)."""
+    stages = _probe_groups(probe_files)
+    if not stages:
+        raise ValueError("the probe figure needs at least one probe file (rule probe: probe/seed<N>/<run>/<stage>.json)")
+    return save_figure(draw_probe_figure(stages), out_png)
+
+
+def _probe_groups(probe_files: list[str | Path]) -> list[tuple[str, list[dict]]]:
+    """(stage, its probes over the seeds) in the schedule's order."""
+    from apl.train.schedule import PHASES
+    by_stage: dict[str, list[dict]] = {}
+    for path in probe_files:
+        probe = read_json(path)
+        by_stage.setdefault(probe["stage"], []).append(probe)
+    return [(stage, by_stage[stage]) for stage in PHASES if stage in by_stage]
+
+
+def draw_probe_figure(stages: list[tuple[str, list[dict]]]):
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    x = np.arange(len(stages))
+    seeds = max(len(probes) for _, probes in stages)
+
+    def series(axis, pick, label, color, offset=0.0, marker="o", log=False):
+        """Mean and std over seeds; on a log axis those of log10 (a geometric mean, a factor either side)."""
+        values = [[pick(p) for p in probes] for _, probes in stages]
+        scaled = [np.log10(np.maximum(v, 1e-12)) if log else np.asarray(v, dtype=float) for v in values]
+        means = np.array([np.mean(v) for v in scaled])
+        stds = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in scaled])
+        centre, errors = (10 ** means, [10 ** means - 10 ** (means - stds), 10 ** (means + stds) - 10 ** means]) \
+            if log else (means, stds)
+        axis.errorbar(x + offset, centre, yerr=errors, color=color, marker=marker, capsize=4, linewidth=1.8,
+                      label=label)
+        for i, v in enumerate(values):
+            axis.scatter(np.full(len(v), i + offset), v, color=color, s=10, alpha=0.45, zorder=3)
+
+    variant = stages[0][1][0].get("variant")
+    trained = f"this run's G_sr ({VARIANT_LABELS.get(variant, variant)})" if variant else "this run's G_sr"
+    axis = axes[0, 0]
+    series(axis, lambda p: p["trained_gsr"]["d"]["accuracy"], "D, full-clear vs composites", "#1f77b4")
+    axis.axhline(0.5, color="#616161", linestyle=":", label="chance")
+    axis.axhline(D_AT_CHANCE, color="#d62728", linestyle="--", linewidth=1, label=f"warning below {D_AT_CHANCE}")
+    axis.set(title="(a) Does D learn?", ylabel="D's balanced accuracy, held-out crops", ylim=(0.3, 1.02))
+    axis = axes[0, 1]
+    series(axis, lambda p: p["trained_gsr"]["gradient"]["cosine_adversarial"]["mean"], trained, "#d62728", -0.08)
+    series(axis, lambda p: p["reference_gsr"]["gradient"]["cosine_adversarial"]["mean"], "unsharp mask as G_sr",
+           "#ff7f0e", 0.08, "s")
+    axis.axhline(0.0, color="#616161", linestyle=":")
+    axis.set(title="(b) Does it point at the true map?", ylabel="cosine of -grad adversarial with GT - M")
+    axis = axes[1, 0]
+    series(axis, lambda p: p["trained_gsr"]["gradient"]["ratio"], trained, "#d62728", -0.08, log=True)
+    series(axis, lambda p: p["reference_gsr"]["gradient"]["ratio"], "unsharp mask as G_sr", "#ff7f0e", 0.08, "s",
+           log=True)
+    axis.axhline(0.1, color="#2ca02c", linestyle="--", linewidth=1, label="0.1 (issue 26's target)")
+    axis.set_yscale("log")
+    axis.set(title="(c) Is it heard against the prior?", ylabel="|grad adversarial| / |grad weighted prior|")
+    axis = axes[1, 1]
+    series(axis, lambda p: p["trained_gsr"]["gt_beats"]["zeros"], "GT beats M = 0 (deblur everywhere)", "#9467bd")
+    series(axis, lambda p: p["trained_gsr"]["gt_beats"]["prior"], "GT beats B(I)", "#8c564b", 0.08, "s")
+    axis.axhline(0.5, color="#616161", linestyle=":")
+    axis.set(title="(d) Does D prefer the GT map?", ylabel="share of crops", ylim=(-0.02, 1.02))
+    for axis in axes.ravel():
+        axis.set_xticks(x, [PHASE_NAMES.get(stage, stage) for stage, _ in stages])
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8, loc="best")
+    fig.suptitle(f"Does D teach the true map? (apl probe; mean ± std over {seeds} seed{'s' if seeds > 1 else ''}, "
+                 "dots: each seed)", fontsize=12)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     return fig

@@ -11,6 +11,7 @@ from apl.data.layout import HELDOUT_SET, VALIDATION_SET
 from apl.data.release_files import RELEASE_RUN, RELEASE_STAGES, WEIGHTS_ABSENT, release_instructions
 from apl.io import read_json, write_text
 from apl.report import provenance
+from apl.report.figures import D_AT_CHANCE
 from apl.report.tables import (ABSENT_STATUS, RELEASE_ROW, SET_OF_DATASET, absent_datasets, seed_summary,
                                validation_markdown)
 
@@ -31,7 +32,9 @@ FIGURES = {
                 "and the sharp target; each output is annotated with its PSNR / SSIM.", "figure9"),
     "training_curves": ("Training curves",
                         "Losses of every phase of the schedule (pretraining, G_ws O1 ... G_sr O3) and of the "
-                        "single-task baselines: thin lines every step, thick lines epoch means.", "training_curves"),
+                        "single-task baselines: thin lines every step, thick lines epoch means; panel (b) also shows "
+                        "D's balanced accuracy on its training batches (dotted, right axis; 0.5: a coin toss).",
+                        "training_curves"),
 }
 
 
@@ -136,8 +139,6 @@ def release_section(config: dict, results: Path) -> list[str]:
     return lines
 
 
-D_AT_CHANCE = 0.6   # a D whose balanced accuracy ends a phase below this gives that phase no adversarial signal
-
 
 def _mean_std(values: list[float], digits: int = 3, signed: bool = False, kind: str = "f") -> str:
     """mean ± std over the seeds (tables.seed_summary) of the values that are numbers; kind "e" for sizes
@@ -157,6 +158,7 @@ def probe_section(results: Path, run: str) -> list[str]:
     found = {stage: sorted(results.glob(f"probe/seed*/{run}/{stage}.json")) for stage in PHASES}
     if not any(found.values()):
         return []
+    _require(results / "figures" / "probe.png", "probe_figure")
     lines = ["## Does D teach the true map?", "",
              "APL's claim is that D's verdict on G_sr's composite C(M) = R (1 - M) + I M pushes G_ws toward the true "
              "map. `apl probe` (apl/probe.py) measures it on each adversarial stage's frozen G_ws, G_sr and D, on "
@@ -197,7 +199,10 @@ def probe_section(results: Path, run: str) -> list[str]:
             f"{_mean_std([x['gt_beats']['zeros'] for x in r], 2)} |")
         if mean_accuracy < D_AT_CHANCE:
             warnings.append(f"{stage} ({mean_accuracy:.2f})")
-    lines.append("")
+    lines += ["", f"![Does D teach the true map?](figures/probe.png)", "",
+              "PNG: [figures/probe.png](figures/probe.png), PDF: [figures/probe.pdf](figures/probe.pdf): per phase, "
+              "(a) D's accuracy, (b) the adversarial cosine with this G_sr and with the unsharp mask, (c) the gradient "
+              "ratio, (d) the share of crops where the GT mask beats M = 0 and B(I).", ""]
     if warnings:
         lines += [f"> **Warning: D ends these phases at chance** (balanced accuracy below {D_AT_CHANCE}): "
                   f"{', '.join(warnings)}. Those phases carry no adversarial signal: G_ws phases train on the prior "

@@ -112,11 +112,24 @@ rule training_curves:
         apl("training-curves", "--losses {input} --out {output.png}", with_config=False)
 
 
+rule probe_figure:
+    input:
+        PROBES,
+    output:
+        png=report(f"{FIGURES}/probe.png", caption=f"{REPORT_DIR}/probe.rst", category="Figures"),
+        pdf=f"{FIGURES}/probe.pdf",
+    log:
+        f"{RESULTS}/logs/probe_figure.log",
+    shell:
+        apl("probe-figure", "--probes {input} --out {output.png}", with_config=False)
+
+
 rule report:
     input:
         tables=TABLE_FILES,
         figures=FIGURE_FILES,
         probes=PROBES,
+        probe_figure=f"{FIGURES}/probe.png",
     output:
         report(f"{RESULTS}/REPORT.md", caption=f"{REPORT_DIR}/report_md.rst", category="Report"),
     params:
