@@ -249,10 +249,10 @@ def cmd_export_model(args):
           f"maps within {record['max_map_change_levels']:.0f} level(s) of float32 on {len(photos)} validation photographs; "
           f"runs at a longer side of {record.get('working_longer_side', 'train')} px by default")
     if args.deblurrers:
-        export_default_deblurrer(args, best, photos)
+        export_default_deblurrer(args, best, photos, masks)
 
 
-def export_default_deblurrer(args, detector: str, photos: list) -> None:
+def export_default_deblurrer(args, detector: str, photos: list, masks: list | None) -> None:
     """The deblurring stage of the chosen detector's seed, exported beside it (apl.pretrained.export_deblurrer)."""
     from apl.pretrained import export_deblurrer
     from apl.train import checkpoint
@@ -268,13 +268,16 @@ def export_default_deblurrer(args, detector: str, photos: list) -> None:
         raise ValueError(f"none of --deblurrers ({', '.join(map(str, args.deblurrers))}) has the chosen detector's "
                          f"seed {seed}: pass the deblurring stage of every seed")
     stage = metas[weights].get("stage")
-    record = export_deblurrer(weights, args.deblurrer_out, photos[:12], {
+    every = max(1, len(photos) // 25)   # 25 validation photographs choose G_sr's working scale
+    record = export_deblurrer(weights, args.deblurrer_out, photos[::every], {
         "profile": _config(args)["profile"], "stage": stage, "seed": seed,
-        "chosen_on": "the seed of the default detector (chosen on validation); the stage is config model.deblurrer"})
+        "chosen_on": "the seed of the default detector (chosen on validation); the stage is config model.deblurrer"},
+        masks=masks[::every] if masks else None)
     write_json(args.deblurrer_record, record)
     print(f"{args.deblurrer_out}: G_sr of {weights} ({stage}, seed {seed}), float16 storage, "
           f"{args.deblurrer_out.stat().st_size / 1e6:.2f} MB, deblurred photographs within "
-          f"{record['max_output_change_levels']:.0f} level(s) of float32; runs with {args.out.name}'s map")
+          f"{record['max_output_change_levels']:.0f} level(s) of float32; runs with {args.out.name}'s map"
+          + (f", G_sr at a longer side of {record['deblur_longer_side']} px by default" if masks else ""))
 
 
 def cmd_import_release(args):

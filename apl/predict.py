@@ -255,6 +255,10 @@ class Model:
         recorded = (self.meta.get("export", {}).get("working_longer_side")
                     or detector_meta.get("export", {}).get("working_longer_side"))
         self.no_upscaling = resolution == "auto" and bool(recorded)
+        # an exported deblurrer may record a working scale of its own for G_sr (chosen on validation photographs,
+        # apl.pretrained.export_deblurrer): the blur it was trained to undo spans a few pixels at that scale
+        self.deblur_side = (self.meta.get("export", {}).get("deblur_longer_side")
+                            if resolution == "auto" else None)
         if resolution == "auto":
             resolution = recorded or "train"
         self.resolution, self.tile, self.overlap = resolution, tile, overlap
@@ -338,10 +342,23 @@ class Model:
         focus = self._focus_small(small)
         restoration = None
         if task == "deblur":
+            guide = focus
+            if self.deblur_side and shape != self.deblur_shape(height, width):
+                # G_sr at its own scale, the map brought to it
+                shape_sr = self.deblur_shape(height, width)
+                small = resize_image(photo, shape_sr, self.resample)
+                guide = np.asarray(Image.fromarray(focus, mode="F").resize((shape_sr[1], shape_sr[0]), Image.BILINEAR))
             if self.variant == "ugan":  # U-GAN takes no map and composites nothing: its output is R itself
-                focus = np.zeros_like(focus)
-            restoration = Upsampler(self._restoration_small(small, focus), height, width)
+                focus = guide = np.zeros_like(guide)
+            restoration = Upsampler(self._restoration_small(small, guide), height, width)
         return shape, Upsampler(focus[..., None], height, width), restoration
+
+    def deblur_shape(self, height: int, width: int) -> tuple[int, int]:
+        """Where G_sr runs at `auto` when the deblurrer records a scale of its own: the photo's size up to that
+        longer side, never upscaled."""
+        if max(height, width) <= int(self.deblur_side):
+            return height, width
+        return working_shape(height, width, int(self.deblur_side), self.train_size)
 
     def focus_map(self, photo: np.ndarray) -> np.ndarray:
         """The photo's full-size 8-bit focus map (white = in focus), as `apl predict` writes it."""

@@ -72,9 +72,13 @@ def measure(gws_maps: torch.Tensor, deblur: Callable, d: Callable, images: torch
             priors: torch.Tensor, reals: torch.Tensor, prior_weight: float, reduction: str) -> dict:
     """The probe on one batch of crops. `images` N x 3 x H x W in [0, 1], `masks` (GT, 1 = in focus), `priors`
     (B(I)) and `gws_maps` (G_ws(I)) N x 1 x H x W, `reals` full-clear crops; `deblur(image, map)` returns G_sr's
-    {"out": composite, "reconstruction": R}, `d(x)` D's logits (N,)."""
+    {"out": composite, "reconstruction": R}, `d(x)` D's logits (N,), or (N, P) for a patch D (its accuracy then
+    counts patches; a crop's generator loss and logit are the means over its patches, as trained)."""
+    def per_crop(values):
+        return values.flatten(1).mean(1) if values.dim() > 1 else values
+
     def loss_per_crop(focus):
-        return F.softplus(-d(deblur(images, focus)["out"]).float())   # -log sigmoid(D(C(M)))
+        return per_crop(F.softplus(-d(deblur(images, focus)["out"]).float()))   # -log sigmoid(D(C(M)))
 
     with torch.no_grad():
         real_logits, fake_logits = d(reals).float(), d(deblur(images, gws_maps)["out"]).float()
@@ -84,8 +88,8 @@ def measure(gws_maps: torch.Tensor, deblur: Callable, d: Callable, images: torch
         restored = deblur(images, gws_maps)["reconstruction"].clamp(0, 1)
         change = (restored - images).abs().mean(1, keepdim=True) * 255
         blurred = masks < 0.5
-        input_logits = d(images).float()
-        gt_logits = d(deblur(images, masks)["out"]).float()
+        input_logits = per_crop(d(images).float())
+        gt_logits = per_crop(d(deblur(images, masks)["out"]).float())
 
     focus = gws_maps.detach().clone().requires_grad_(True)
     adversarial = F.softplus(-d(deblur(images, focus)["out"]).float()).mean()   # the generator's BCE, as trained

@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter, laplace
+from scipy.ndimage import gaussian_filter
 
 from apl.data.layout import pick_stems
 from apl.io import read_mask
 from apl.data.scale import resize_image
-from apl.predict import Model, Upsampler, full_size_outputs, parse_resolution, read_photo
+from apl.predict import Model, Upsampler, parse_resolution, read_photo
+from apl.pretrained import deblurred, deblurring_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 CUHK = ROOT.parent / "shared" / "datasets" / "cuhk"
@@ -58,9 +59,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def deblur(model: Model, photo: np.ndarray, upsample_r: bool = False) -> np.ndarray:
     """apl predict's output; with `upsample_r`, the rule before issue 30 for comparison: R brought up from the
     working size and composited, R_up (1 - M) + I M, which loses the photograph's detail below full size."""
-    shape, focus, restoration = model.predict(photo, "deblur")
     if not upsample_r:
-        return full_size_outputs(photo, focus, restoration, want_map=False, want_overlay=False)["deblurred"]
+        return deblurred(model, photo)
+    shape, focus, restoration = model.predict(photo, "deblur")
     height, width = photo.shape[:2]
     small = Upsampler(resize_image(photo, shape, model.resample).astype(np.float32) / 255, height, width)
     m = np.clip(focus.strip(0, height), 0, 1)
@@ -68,33 +69,18 @@ def deblur(model: Model, photo: np.ndarray, upsample_r: bool = False) -> np.ndar
     return np.rint(np.clip(r * (1 - m) + photo * m, 0, 255)).astype(np.uint8)
 
 
-def cuhk_photos(cuhk: Path, count: int, validation: Path | None) -> list[tuple[Path, Path, str]]:
-    """(photograph, mask, polarity) of CUHK's test split, or of a prepared validation split (images/, masks/
-    white = in focus), on which settings are chosen."""
+def cuhk_photos(cuhk: Path, count: int, validation: Path | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Photographs and masks (1 = in focus) of CUHK's test split, or of a prepared validation split (images/,
+    masks/ white = in focus), on which settings are chosen."""
     if validation is not None:
         names = sorted(p.name for p in (validation / "images").iterdir())
-        return [(validation / "images" / name, validation / "masks" / f"{Path(name).stem}.png", "focus-white")
-                for name in pick_stems(names, count)]
-    names = [row["original_name"] for row in csv.DictReader(open(ROOT / "apl/data/splits/cuhk_test_split.csv"))]
-    return [(cuhk / "image" / name, cuhk / "gt" / f"{Path(name).stem}.png", "blur-white")
-            for name in pick_stems(names, count)]
-
-
-def cuhk_rows(model: Model, photos: list[tuple[Path, Path, str]], upsample_r: bool) -> dict[str, float]:
-    energy_in = energy_out = 0.0
-    changes, shifts = [], []
-    for image_path, mask_path, polarity in photos:
-        photo = read_photo(image_path)
-        focus = read_mask(mask_path, polarity) >= 0.5
-        out = deblur(model, photo, upsample_r).astype(np.float64)
-        grey_in, grey_out = photo.astype(np.float64).mean(axis=2), out.mean(axis=2)
-        energy_in += float(np.sum(laplace(grey_in)[~focus] ** 2))
-        energy_out += float(np.sum(laplace(grey_out)[~focus] ** 2))
-        difference = out - photo
-        changes.append(float(np.abs(difference[focus]).mean()) if focus.any() else 0.0)
-        shifts.append(float(np.abs(difference.reshape(-1, 3).mean(axis=0)).max()))
-    return {"sharpness": energy_out / energy_in, "in_focus_change": float(np.mean(changes)),
-            "colour_shift": float(np.max(shifts))}
+        files = [(validation / "images" / name, validation / "masks" / f"{Path(name).stem}.png", "focus-white")
+                 for name in pick_stems(names, count)]
+    else:
+        names = [row["original_name"] for row in csv.DictReader(open(ROOT / "apl/data/splits/cuhk_test_split.csv"))]
+        files = [(cuhk / "image" / name, cuhk / "gt" / f"{Path(name).stem}.png", "blur-white")
+                 for name in pick_stems(names, count)]
+    return [read_photo(image) for image, _, _ in files], [read_mask(mask, polarity) for _, mask, polarity in files]
 
 
 def main() -> None:
@@ -136,7 +122,7 @@ def main() -> None:
                     gains.append(psnr(out, sharp) - psnr(blurred, sharp))
                     ssims.append(structural_similarity(out, sharp, channel_axis=2)
                                  - structural_similarity(blurred, sharp, channel_axis=2))
-                real = cuhk_rows(model, photos, upsample_r)
+                real = deblurring_scores(model, *photos, deblur=lambda m, p: deblur(m, p, upsample_r))
                 rule = " (R upsampled, before issue 30)" if upsample_r else ""
                 print(f"| {weights} | {resolution}{rule} | {np.mean(gains):+.2f} | {np.mean(ssims):+.4f} | "
                       f"{real['sharpness']:.2f}x | {real['in_focus_change']:.2f} | {real['colour_shift']:.2f} |",

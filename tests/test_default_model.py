@@ -14,7 +14,8 @@ from apl.cli import main
 from apl.io import list_images, read_mask
 from apl.metrics.detection import evaluate_detection
 from apl.predict import Model, full_size_outputs, read_photo
-from apl.pretrained import HALF_FROM, MAX_BYTES, WORKING_SIDES, deblurrer_path, detector_path
+from apl.pretrained import (HALF_FROM, MAX_BYTES, MAX_COLOUR_SHIFT, MAX_IN_FOCUS_CHANGE, WORKING_SIDES, deblurrer_path,
+                            detector_path)
 from apl.train import checkpoint
 
 from test_predict import CUHK, PHOTO, ROOT, apl
@@ -69,6 +70,8 @@ def test_the_packaged_deblurrer_is_small_float16_and_names_its_detector():
     assert export["stage"] in ("pretrain", "gsr_O1", "gsr_O2", "gsr_O3")   # config model.deblurrer when exported
     assert export["seed"] == checkpoint.load(detector_path())["meta"]["seed"]   # the detector's seed
     assert export["max_output_change_levels"] <= 1
+    # G_sr's own working scale, chosen on validation photographs among the detector's candidates
+    assert export["deblur_longer_side"] in WORKING_SIDES and set(map(int, export["deblur_scales"])) == set(WORKING_SIDES)
 
 
 def test_deblur_without_weights_sharpens_the_defocused_regions_only(tmp_path):
@@ -169,6 +172,20 @@ def test_export_writes_the_deblurrer_of_the_chosen_detectors_seed(two_runs, tmp_
     _, focus, restoration = source.predict(photo, "deblur")
     reference = full_size_outputs(photo, focus, restoration, want_map=False, want_overlay=False)["deblurred"]
     assert np.abs(exported.astype(int) - reference.astype(int)).max() <= 1
+    # G_sr's own working scale at auto: the sharpest on the validation photographs that leaves in-focus regions and
+    # colours alone, recorded with every scale's scores; G_sr runs there, the map is brought to it
+    scales = {int(side): score for side, score in export["deblur_scales"].items()}
+    assert set(scales) == set(WORKING_SIDES)
+    allowed = [side for side, score in scales.items()
+               if score["in_focus_change"] <= MAX_IN_FOCUS_CHANGE and score["colour_shift"] <= MAX_COLOUR_SHIFT]
+    assert export["deblur_longer_side"] == (max(allowed, key=lambda side: scales[side]["sharpness"]) if allowed
+                                            else min(scales))
+    auto, seen = Model(out, device="cpu"), []
+    run = auto._restoration_small
+    auto._restoration_small = lambda small, focus: seen.append((small.shape[:2], focus.shape)) or run(small, focus)
+    auto.predict(photo, "deblur")
+    (shape, guide), = seen
+    assert max(shape) == min(max(photo.shape[:2]), export["deblur_longer_side"]) and guide == shape
     # without its detector beside it, the deblurrer says what is missing
     (tmp_path / "model" / "detector.pt").unlink()
     with pytest.raises(checkpoint.WeightsError, match="detector.pt"):

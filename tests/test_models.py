@@ -271,17 +271,31 @@ def test_discriminator_logits(kind, size):
     assert torch.isfinite(y).all()
 
 
-@pytest.mark.parametrize("kind", ["paper", "release"])
+@pytest.mark.parametrize("kind", ["paper", "release", "patch"])
 def test_discriminator_gradients_reach_every_parameter(kind):
     net = Discriminator(width=TINY, kind=kind, fc_width=32)
     y = net(_image(2, 64))
-    nn.functional.binary_cross_entropy_with_logits(y, torch.tensor([1.0, 0.0])).backward()
+    target = torch.tensor([1.0, 0.0]).view(2, *[1] * (y.dim() - 1)).expand_as(y)
+    nn.functional.binary_cross_entropy_with_logits(y, target).backward()
     _assert_all_grads(net)
+
+
+def test_patch_discriminator_judges_each_region_apart():
+    """One logit per cell of the stride-8 grid; changing one corner of the image leaves the far corner's verdicts."""
+    torch.manual_seed(0)
+    net = Discriminator(width=TINY, kind="patch", fc_width=32).eval()
+    image = _image(1, 96)
+    logits = net(image)
+    assert logits.shape == (1, 12 * 12)
+    changed = image.clone()
+    changed[..., :24, :24] = 1 - changed[..., :24, :24]
+    moved = (net(changed) - logits).abs().view(12, 12) > 1e-6
+    assert moved[:3, :3].all() and not moved[6:, 6:].any()
 
 
 def test_discriminator_unknown_kind():
     with pytest.raises(ValueError):
-        Discriminator(width=TINY, kind="patch")
+        Discriminator(width=TINY, kind="pixel")
 
 
 # --------------------------------------------------------------------------- common

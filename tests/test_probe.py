@@ -40,14 +40,17 @@ def half_blurred():
     return blurred, masks, sharp, natural
 
 
-def test_a_d_that_knows_natural_sharpness_teaches_the_true_map(half_blurred):
+@pytest.mark.parametrize("verdict", ["global", "patch"])
+def test_a_d_that_knows_natural_sharpness_teaches_the_true_map(half_blurred, verdict):
     """D scores how close each patch's sharpness is to natural photographs'; G_sr sharpens (an unsharp mask).
     Then sharpening the blurred half is rewarded and over-sharpening the sharp half is not: D prefers the GT mask
-    to deblurring everywhere (M = 0) and to nothing (M = 1), and minus its gradient points toward GT - M."""
+    to deblurring everywhere (M = 0) and to nothing (M = 1), and minus its gradient points toward GT - M. The same
+    holds for a patch D (models.discriminator.kind patch), one logit per 8 x 8 patch."""
     images, masks, sharp, natural = half_blurred
 
-    def d(x):   # a logit: high where every patch has natural sharpness
-        return 4.0 - 40.0 * (local_energy(x) / natural - 1.0).abs().flatten(1).mean(1)
+    def d(x):   # a logit: high where every patch has natural sharpness (or one per patch)
+        logits = 4.0 - 40.0 * (local_energy(x) / natural - 1.0).abs().flatten(1)
+        return logits if verdict == "patch" else logits.mean(1)
 
     assert (unsharp(images) - images)[..., SIZE // 2:].abs().mean() > 0.005   # the reference really sharpens
     start = torch.full_like(masks, 0.5)

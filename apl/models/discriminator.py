@@ -12,8 +12,14 @@ instead of ~100M for a flattened 256 x 20 x 20 map and makes D size-agnostic.
 BatchNorm after every conv but the first), global average pool, 1x1 -> fc_width,
 LeakyReLU, 1x1 -> 1.
 
-Both take RGB in [0, 1] (ImageNet normalisation inside) and return LOGITS of
-shape (N,); no sigmoid (use BCE-with-logits).
+``kind="patch"`` (not in the paper; issue 26's local verdict): the paper kind's
+three conv blocks, then 1x1 convolutions (4 * width -> fc_width -> 1) in place of
+the pool and the FC layers: one logit per location of the stride-8 grid, each
+judging its receptive field (about 40 px), so that a wrong region of the map
+changes the verdict on that region rather than on the whole image.
+
+All take RGB in [0, 1] (ImageNet normalisation inside) and return LOGITS of
+shape (N,), or (N, P) for P patches; no sigmoid (use BCE-with-logits, averaged).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from torch import nn
 
 from .detector import ImageNetNormalize
 
-KINDS = ("paper", "release")
+KINDS = ("paper", "release", "patch")
 PAPER_POOL_GRID = 4
 
 
@@ -48,12 +54,21 @@ class Discriminator(nn.Module):
         self.image_size = image_size
         self.normalize = ImageNetNormalize()
         w = width
-        if kind == "paper":
+        if kind in ("paper", "patch"):
             self.features = nn.Sequential(
                 *_conv(3, w), *_conv(w, w), nn.MaxPool2d(2, 2),
                 *_conv(w, 2 * w), *_conv(2 * w, 2 * w), nn.MaxPool2d(2, 2),
                 *_conv(2 * w, 4 * w), *_conv(4 * w, 4 * w), *_conv(4 * w, 4 * w), nn.MaxPool2d(2, 2),
             )
+        if kind == "patch":
+            self.pool = nn.Identity()
+            self.classifier = nn.Sequential(
+                nn.Conv2d(4 * w, fc_width, 1),
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(fc_width, 1, 1),
+                nn.Flatten(),
+            )
+        elif kind == "paper":
             self.pool = nn.AdaptiveAvgPool2d(PAPER_POOL_GRID)
             self.classifier = nn.Sequential(
                 nn.Flatten(),
@@ -82,8 +97,9 @@ class Discriminator(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Real/fake logits, shape (N,)."""
+        """Real/fake logits, shape (N,); (N, P), one per patch, for kind patch."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected an N x 3 x H x W tensor, got shape {tuple(x.shape)}")
         h = self.pool(self.features(self.normalize(x)))
-        return self.classifier(h).reshape(x.shape[0])
+        logits = self.classifier(h)
+        return logits if self.kind == "patch" else logits.reshape(x.shape[0])

@@ -32,6 +32,8 @@ MAX_BYTES = 2 * 1024 * 1024          # the packaged file stays small enough to s
 MAX_LEVEL_CHANGE = 1.0               # fp16 storage may move a map by at most one 8-bit level
 HALF_FROM = 4096                     # tensors of at least this many values are stored as float16
 WORKING_SIDES = (320, 400, 480, 560, 640)   # working scales tried on the validation photographs (CUHK: 640 px)
+MAX_IN_FOCUS_CHANGE = 1.5            # a deblurrer leaves in-focus regions alone: at most this mean change (8-bit levels)
+MAX_COLOUR_SHIFT = 1.0               # ... and casts no colour: no channel's mean moves more than this
 
 
 def _packaged(name: str, what: str) -> Path:
@@ -186,11 +188,70 @@ def _restoration_change(full: str | Path, half: str | Path, photos: list[np.ndar
     return largest
 
 
-def export_deblurrer(weights: str | Path, out: str | Path, photos: list[np.ndarray], provenance: dict) -> dict:
+def deblurred(model, photo: np.ndarray) -> np.ndarray:
+    """`apl predict --task deblur`'s output of a photo (uint8 RGB) with an apl.predict.Model."""
+    from apl.predict import full_size_outputs
+    _, focus, restoration = model.predict(photo, "deblur")
+    return full_size_outputs(photo, focus, restoration, want_map=False, want_overlay=False)["deblurred"]
+
+
+def deblurring_scores(model, photos: list[np.ndarray], masks: list[np.ndarray], deblur=deblurred) -> dict[str, float]:
+    """What a deblurrer (an apl.predict.Model, or a weights file run at its defaults) does to photographs with masks
+    (1 = in focus): the Laplacian energy of the output over the input's in the defocused regions (> 1: sharper), the
+    mean absolute change of the in-focus regions and the largest mean shift of a colour channel (8-bit levels)."""
+    from scipy.ndimage import laplace
+    from apl.predict import Model
+    if not isinstance(model, Model):
+        model = Model(model, device="cpu")
+    energy_in = energy_out = 0.0
+    changes, shifts = [], []
+    for photo, mask in zip(photos, masks):
+        out = deblur(model, photo)
+        sharp = mask >= 0.5
+        grey_in, grey_out = photo.astype(np.float64).mean(axis=2), out.astype(np.float64).mean(axis=2)
+        energy_in += float(np.sum(laplace(grey_in)[~sharp] ** 2))
+        energy_out += float(np.sum(laplace(grey_out)[~sharp] ** 2))
+        difference = out.astype(np.float64) - photo
+        changes.append(float(np.abs(difference[sharp]).mean()) if sharp.any() else 0.0)
+        shifts.append(float(np.abs(difference.reshape(-1, 3).mean(axis=0)).max()))
+    return {"sharpness": energy_out / max(energy_in, 1e-12), "in_focus_change": float(np.mean(changes)),
+            "colour_shift": float(np.max(shifts))}
+
+
+def _with_side(weights: str | Path, out: str | Path, side: int) -> None:
+    """A copy of an exported deblurrer that runs G_sr at `side` (its record's deblur_longer_side)."""
+    states, meta, _ = checkpoint.load_weights(weights)
+    meta = {**meta, "export": {**meta.get("export", {}), "deblur_longer_side": int(side)}}
+    checkpoint.atomic_save({"networks": states, "meta": meta}, out)
+
+
+def choose_deblur_side(weights: str | Path, photos: list[np.ndarray], masks: list[np.ndarray],
+                       sides=WORKING_SIDES) -> tuple[int, dict]:
+    """The longer side G_sr runs at by default: of `sides`, the one with the largest sharpness gain in the
+    validation photographs' defocused regions that keeps their in-focus regions within MAX_IN_FOCUS_CHANGE levels
+    and every colour channel within MAX_COLOUR_SHIFT (the smallest side where none does). Returns (side, scores)."""
+    scores = {}
+    trial = Path(weights).with_name(Path(weights).name + ".side")
+    try:
+        for side in sides:
+            _with_side(weights, trial, side)
+            scores[int(side)] = deblurring_scores(trial, photos, masks)
+    finally:
+        trial.unlink(missing_ok=True)
+    allowed = [side for side, score in scores.items()
+               if score["in_focus_change"] <= MAX_IN_FOCUS_CHANGE and score["colour_shift"] <= MAX_COLOUR_SHIFT]
+    side = max(allowed, key=lambda side: scores[side]["sharpness"]) if allowed else min(scores)
+    return side, scores
+
+
+def export_deblurrer(weights: str | Path, out: str | Path, photos: list[np.ndarray], provenance: dict,
+                     masks: list[np.ndarray] | None = None, sides=WORKING_SIDES) -> dict:
     """Write G_sr of `weights` to `out` (G_sr only, large tensors float16), to run with the detector file
     DETECTOR already exported beside `out` (its map composites G_sr's output). `photos` (uint8 RGB) measure what
     fp16 storage changes in the deblurred photographs: more than MAX_LEVEL_CHANGE levels, or a file above
-    MAX_BYTES, is an error and leaves no file behind. Returns the export record kept in meta."""
+    MAX_BYTES, is an error and leaves no file behind. With their `masks` (1 = in focus), G_sr's own working scale
+    is chosen among `sides` (choose_deblur_side) and recorded as deblur_longer_side. Returns the export record
+    kept in meta."""
     state, meta, record = _export_parts(weights, "gsr", "deblurring generator (G_sr); export a pretrain or gsr_O* "
                                         "stage", {**provenance, "detector": DETECTOR})
     out = Path(out)
@@ -202,7 +263,11 @@ def export_deblurrer(weights: str | Path, out: str | Path, photos: list[np.ndarr
     try:   # both beside the detector, so both run with its map
         checkpoint.atomic_save({"networks": {"gsr": state}, "meta": meta}, reference)
         checkpoint.atomic_save(payload, trial)
-        record["max_output_change_levels"] = _restoration_change(reference, trial, photos) if photos else None
+        if masks is not None:
+            record["deblur_longer_side"], record["deblur_scales"] = choose_deblur_side(trial, photos, masks, sides)
+            for path in (reference, trial):   # compare the two at the chosen scale
+                _with_side(path, path, record["deblur_longer_side"])
+        record["max_output_change_levels"] = _restoration_change(reference, trial, photos[:12]) if photos else None
         _check_change(record["max_output_change_levels"], f"a deblurred photograph of {weights}")
         checkpoint.atomic_save(payload, out)
     finally:

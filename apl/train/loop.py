@@ -274,6 +274,11 @@ class StageTrainer:
                 target = self._prep(target)
                 distance = F.l1_loss if self.train_cfg["pretrain_loss"] == "l1" else F.mse_loss
                 losses["g_total"] = losses["pixel"] = distance(out.float(), target)
+                if self.train_cfg["pretrain_fft_weight"]:
+                    # the fine detail a pixel loss lets a G_sr unsure of the blur smooth away, asked for directly
+                    losses["fft"] = (torch.fft.rfft2(out.float(), norm="ortho")
+                                     - torch.fft.rfft2(target, norm="ortho")).abs().mean()
+                    losses["g_total"] = losses["pixel"] + self.train_cfg["pretrain_fft_weight"] * losses["fft"]
                 self._update("gsr", losses["g_total"])
                 return {k: v.item() for k, v in losses.items()}
             if kind == "single_gws":
