@@ -83,6 +83,14 @@ def cuhk_photos(cuhk: Path, count: int, validation: Path | None) -> tuple[list[n
     return [read_photo(image) for image, _, _ in files], [read_mask(mask, polarity) for _, mask, polarity in files]
 
 
+def given_map(model: Model, photo: np.ndarray, focus: np.ndarray) -> Model:
+    """The model with `focus` (1 = in focus, the photo's size) in place of G_ws's map for this photo."""
+    from PIL import Image
+    model._focus_small = lambda small: np.asarray(Image.fromarray(focus.astype(np.float32), mode="F").resize(
+        (small.shape[1], small.shape[0]), Image.BILINEAR))
+    return model
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, nargs="+", default=None,
@@ -96,6 +104,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--gws", type=Path, default=None,
                         help="G_ws for weights that hold none (default: the detector apl ships)")
+    parser.add_argument("--map", choices=("gws", "gt", "zeros"), default="gws",
+                        help="the map that guards the CUHK photographs: G_ws's (what apl predict does), the GT mask "
+                             "(an ideal detector) or 0 everywhere (G_sr alone); the synthetic pairs keep G_ws's")
     parser.add_argument("--upsampled-r", action="store_true",
                         help="also the rule before issue 30 (R upsampled from the working size), for comparison")
     args = parser.parse_args()
@@ -122,8 +133,11 @@ def main() -> None:
                     gains.append(psnr(out, sharp) - psnr(blurred, sharp))
                     ssims.append(structural_similarity(out, sharp, channel_axis=2)
                                  - structural_similarity(blurred, sharp, channel_axis=2))
-                real = deblurring_scores(model, *photos, deblur=lambda m, p: deblur(m, p, upsample_r))
+                maps = {id(photo): mask if args.map == "gt" else np.zeros_like(mask) for photo, mask in zip(*photos)}
+                real = deblurring_scores(model, *photos, deblur=lambda m, p: deblur(
+                    m if args.map == "gws" else given_map(m, p, maps[id(p)]), p, upsample_r))
                 rule = " (R upsampled, before issue 30)" if upsample_r else ""
+                rule += {"gws": "", "gt": ", GT mask as the map", "zeros": ", M = 0"}[args.map]
                 print(f"| {weights} | {resolution}{rule} | {np.mean(gains):+.2f} | {np.mean(ssims):+.4f} | "
                       f"{real['sharpness']:.2f}x | {real['in_focus_change']:.2f} | {real['colour_shift']:.2f} |",
                       flush=True)

@@ -147,3 +147,26 @@ def test_d_reals_from_the_photographs_own_in_focus_regions(tiny_data, tmp_path, 
     squashed = {**config, "scale": {"mode": "squash", "longer_side": config["image_size"]}}
     with pytest.raises(TrainingError, match="d_real_in_focus"):
         StageTrainer(squashed, "gws_O1", "ufat", tiny_data / "cache", None, tmp_path / "b")
+
+
+def test_d_fakes_include_g_sr_run_everywhere_on_in_focus_crops(tiny_data, tmp_path, test_config):
+    """train.d_fake_sharpened: that share of D's fake batch is G_sr's output on in-focus windows of the training
+    photographs with M = 0 (what "deblur everywhere" does to sharp content); the rest are the composites."""
+    from apl.train.loop import StageTrainer
+    config = {**test_config, "train": {**test_config["train"], "d_fake_sharpened": 0.5, "d_real_threshold": 0.3,
+                                       "batch_size": 4}}
+    trainer = StageTrainer(config, "gws_O1", "ufat", tiny_data / "cache", None, tmp_path / "a")
+    assert trainer.in_focus_windows is not None and trainer.train_cfg["d_real_in_focus"] == 0
+    crop = trainer.crop
+    composites = torch.rand(4, 3, crop, crop)
+    fake = trainer._fake_batch(composites, torch.Generator().manual_seed(0))
+    assert fake.shape == composites.shape and torch.equal(fake[:2], composites[2:])
+    images = trainer.inputs.permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        outputs = [trainer.nets["gsr"](images[i:i + 1, :, t:t + crop, l:l + crop], torch.zeros(1, 1, crop, crop))["out"][0]
+                   for i, t, l in trainer.in_focus_windows.tolist()]
+    for piece in fake[2:]:
+        assert any(torch.allclose(piece, out, atol=1e-5) or torch.allclose(piece, out.flip(2), atol=1e-5)
+                   for out in outputs)
+    plain = StageTrainer(test_config, "gws_O1", "ufat", tiny_data / "cache", None, tmp_path / "b")
+    assert plain._fake_batch(composites, torch.Generator()) is composites   # the paper: composites only

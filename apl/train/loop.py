@@ -183,7 +183,7 @@ class StageTrainer:
             self.fullclear = torch.from_numpy(fullclear["images"]).to(on)
             self.fullclear_shapes = _shapes(fullclear, "images")
             self.in_focus_windows = None
-            if self.train_cfg["d_real_in_focus"] > 0:
+            if self.train_cfg["d_real_in_focus"] > 0 or self.train_cfg["d_fake_sharpened"] > 0:
                 self.in_focus_windows = self._in_focus_windows(train, cache_dir)
 
     def _in_focus_windows(self, train: dict, cache_dir: Path) -> torch.Tensor:
@@ -191,8 +191,8 @@ class StageTrainer:
         above train.d_real_threshold everywhere in it: the photographs' own in-focus regions, D's second source
         of real samples (train.d_real_in_focus), so that blur, not content, tells real from fake."""
         if self.crop is None:
-            raise TrainingError("train.d_real_in_focus cuts crops of the training photographs: it needs scale.mode: "
-                                "photo (set it to 0 for squashed images)")
+            raise TrainingError("train.d_real_in_focus and train.d_fake_sharpened cut crops of the training "
+                                "photographs: they need scale.mode: photo (set them to 0 for squashed images)")
         threshold, found = self.train_cfg["d_real_threshold"], []
         for i, (height, width) in enumerate(train["shapes"].tolist()):
             prior = torch.from_numpy(train["priors"][i, :height, :width].astype(np.float32))
@@ -215,11 +215,28 @@ class StageTrainer:
         real_index = torch.randint(len(self.fullclear), (n - n_own,), generator=generator).to(self.device)
         batches = [self._window([self.fullclear], self.fullclear_shapes, real_index, generator)[0]] if n > n_own else []
         if n_own:
-            picks = self.in_focus_windows[torch.randint(len(self.in_focus_windows), (n_own,), generator=generator)]
-            flips = (torch.rand(n_own, generator=generator) < 0.5).tolist()
-            windows = [(top, left, flip) for (_, top, left), flip in zip(picks.tolist(), flips)]
-            batches.append(cut(self.inputs[picks[:, 0].to(self.device)], windows, self.crop))
+            batches.append(self._in_focus_crops(n_own, generator))
         return self._prep(torch.cat(batches))
+
+    def _in_focus_crops(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n random in-focus windows of the training photographs (uint8 NHWC, random flips)."""
+        picks = self.in_focus_windows[torch.randint(len(self.in_focus_windows), (n,), generator=generator)]
+        flips = (torch.rand(n, generator=generator) < 0.5).tolist()
+        windows = [(top, left, flip) for (_, top, left), flip in zip(picks.tolist(), flips)]
+        return cut(self.inputs[picks[:, 0].to(self.device)], windows, self.crop)
+
+    def _fake_batch(self, out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """D's fake samples: the composites, train.d_fake_sharpened of them replaced by G_sr run everywhere on
+        in-focus crops of the training photographs (what "deblur everywhere" does to sharp content)."""
+        n_sharpened = (round(len(out) * self.train_cfg["d_fake_sharpened"])
+                       if self.in_focus_windows is not None else 0)
+        if not n_sharpened:
+            return out
+        crops = self._prep(self._in_focus_crops(n_sharpened, generator))
+        with torch.no_grad():
+            guide = torch.zeros_like(crops[:, :1]) if "gws" in self.nets else None   # M = 0: G_sr everywhere
+            sharpened = self.nets["gsr"](crops, guide)["out"].to(out.dtype)
+        return torch.cat([out[n_sharpened:], sharpened])
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -305,7 +322,7 @@ class StageTrainer:
             real = self._real_batch(len(index), generator)
             def seen(x):   # what D sees: train.d_augment's random draw, fresh for every image and call
                 return augment(x, self.train_cfg["d_augment"], generator)
-            real_logits, fake_logits = nets["d"](seen(real)), nets["d"](seen(out.detach()))
+            real_logits, fake_logits = nets["d"](seen(real)), nets["d"](seen(self._fake_batch(out.detach(), generator)))
             losses["d"] = 0.5 * (adversarial(real_logits, True) + adversarial(fake_logits, False))
             self._update("d", losses["d"])
             # The generator of this phase tries to make D call its composite real.
