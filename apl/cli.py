@@ -227,7 +227,7 @@ def cmd_export_model(args):
     from apl.data.layout import FOLDERS, MASK_FOLDERS, MASK_POLARITY, VALIDATION_SET
     from apl.io import list_images, read_json, read_mask
     from apl.predict import read_photo
-    from apl.pretrained import choose, export_detector
+    from apl.pretrained import WORKING_SIDES, choose, export_detector
     if len(args.weights) != len(args.metrics):
         raise ValueError(f"--weights and --metrics pair up: got {len(args.weights)} weights and {len(args.metrics)} "
                          "metrics files")
@@ -238,21 +238,22 @@ def cmd_export_model(args):
     mask_files = list_images(args.datasets / MASK_FOLDERS[VALIDATION_SET[0]])
     photos = [read_photo(validation[stem]) for stem in sorted(validation)]
     masks = [read_mask(mask_files[stem], MASK_POLARITY) for stem in sorted(validation)] if mask_files else None
+    sides = tuple(args.sides or WORKING_SIDES)
     record = export_detector(best, args.out, photos, {
         "profile": _config(args)["profile"], "stage": chosen["stage"],
         "chosen_on": "validation F_max, then MAE (never the test images)", "candidates": scores,
         "scores": {name: {key: entry[key] for key in ("fmax", "mae", "n_images") if key in entry}
-                   for name, entry in chosen["datasets"].items() if "fmax" in entry}}, masks=masks)
+                   for name, entry in chosen["datasets"].items() if "fmax" in entry}}, masks=masks, sides=sides)
     write_json(args.record, record)
     print(f"{args.out}: G_ws of {best} (validation F_max {scores[best]['validation_fmax']:.3f}, MAE "
           f"{scores[best]['validation_mae']:.3f}; best of {len(scores)}), float16 storage, {args.out.stat().st_size / 1e6:.2f} MB, "
           f"maps within {record['max_map_change_levels']:.0f} level(s) of float32 on {len(photos)} validation photographs; "
           f"runs at a longer side of {record.get('working_longer_side', 'train')} px by default")
     if args.deblurrers:
-        export_default_deblurrer(args, best, photos, masks)
+        export_default_deblurrer(args, best, photos, masks, sides)
 
 
-def export_default_deblurrer(args, detector: str, photos: list, masks: list | None) -> None:
+def export_default_deblurrer(args, detector: str, photos: list, masks: list | None, sides: tuple) -> None:
     """The deblurring stage of the chosen detector's seed, exported beside it (apl.pretrained.export_deblurrer)."""
     from apl.pretrained import export_deblurrer
     from apl.train import checkpoint
@@ -272,7 +273,7 @@ def export_default_deblurrer(args, detector: str, photos: list, masks: list | No
     record = export_deblurrer(weights, args.deblurrer_out, photos[::every], {
         "profile": _config(args)["profile"], "stage": stage, "seed": seed,
         "chosen_on": "the seed of the default detector (chosen on validation); the stage is config model.deblurrer"},
-        masks=masks[::every] if masks else None)
+        masks=masks[::every] if masks else None, sides=sides)
     write_json(args.deblurrer_record, record)
     print(f"{args.deblurrer_out}: G_sr of {weights} ({stage}, seed {seed}), float16 storage, "
           f"{args.deblurrer_out.stat().st_size / 1e6:.2f} MB, deblurred photographs within "
@@ -488,6 +489,9 @@ def parser() -> argparse.ArgumentParser:
                         "seed is exported beside it as the default deblurrer (G_sr only)")
     p.add_argument("--deblurrer-out", type=Path, default=None, help="the exported deblurrer (beside --out)")
     p.add_argument("--deblurrer-record", type=Path, default=None, help="a JSON of what was exported as the deblurrer")
+    p.add_argument("--sides", type=int, nargs="+", default=None,
+                   help="the working longer sides tried on the validation photographs for each model (default: "
+                        "apl.pretrained.WORKING_SIDES, 320-640 px)")
     p = add("import-release", cmd_import_release, "convert the authors' released DBD.pth (and deblur.pth) into a "
             "weights file apl predict reads (docs/release.md)", config=False)
     p.add_argument("--dbd", type=Path, required=True, help="the release's detector state dict (CNN_for_DBD), DBD.pth")

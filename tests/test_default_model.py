@@ -94,6 +94,9 @@ def test_deblur_without_weights_sharpens_the_defocused_regions_only(tmp_path):
     assert np.abs(out - blurred).mean() > 0.2, "nothing changed"
 
 
+SIDES = (320, 480)   # working scales the export tests try (the CLI's default: WORKING_SIDES, five of them)
+
+
 @pytest.fixture(scope="module")
 def two_runs(tiny_data, tmp_path_factory, test_config):
     """Two Single G_ws runs and two G_sr pretrainings of the test profile (seeds 0 and 1), as the rule `model`
@@ -130,14 +133,14 @@ def test_export_writes_the_packaged_format_from_the_best_validation_candidate(tw
     out, record = tmp_path / "detector.pt", tmp_path / "detector.json"
     assert main(["export-model", "-c", str(ROOT / "config" / "config.yaml"), "-c", str(ROOT / "config" / "test.yaml"),
                  "--weights", *map(str, weights), "--metrics", *map(str, metrics), "--datasets", str(datasets),
-                 "--out", str(out), "--record", str(record)]) == 0
+                 "--out", str(out), "--record", str(record), "--sides", *map(str, SIDES)]) == 0
     saved = packaged(out, "gws")
     export = json.loads(record.read_text())
     assert export["source"] == str(weights[1]) == saved["meta"]["export"]["source"]   # the better validation F_max
     assert export["max_map_change_levels"] <= 1
     # the working scale apl predict uses by default: the best of those tried on the validation photographs
     scales = {int(side): score for side, score in export["working_scales"].items()}
-    assert set(scales) == set(WORKING_SIDES) and export["working_longer_side"] == max(
+    assert set(scales) == set(SIDES) and export["working_longer_side"] == max(
         scales, key=lambda side: (scales[side]["fmax"], -scales[side]["mae"]))
     assert Model(out).resolution == export["working_longer_side"] and Model(weights[1]).resolution == "train"
     # what the exported file computes is what its float32 source computes, within one 8-bit level
@@ -156,7 +159,7 @@ def test_export_writes_the_deblurrer_of_the_chosen_detectors_seed(two_runs, tmp_
                  "--weights", *map(str, weights), "--metrics", *map(str, metrics), "--datasets", str(datasets),
                  "--out", str(tmp_path / "model" / "detector.pt"), "--record", str(tmp_path / "detector.json"),
                  "--deblurrers", *map(str, deblurrers), "--deblurrer-out", str(out),
-                 "--deblurrer-record", str(tmp_path / "deblurrer.json")]) == 0
+                 "--deblurrer-record", str(tmp_path / "deblurrer.json"), "--sides", *map(str, SIDES)]) == 0
     packaged(out, "gsr")
     export = json.loads((tmp_path / "deblurrer.json").read_text())
     assert export["source"] == str(deblurrers[1]) and export["seed"] == 0   # seed 0's detector won
@@ -175,7 +178,7 @@ def test_export_writes_the_deblurrer_of_the_chosen_detectors_seed(two_runs, tmp_
     # G_sr's own working scale at auto: the sharpest on the validation photographs that leaves in-focus regions and
     # colours alone, recorded with every scale's scores; G_sr runs there, the map is brought to it
     scales = {int(side): score for side, score in export["deblur_scales"].items()}
-    assert set(scales) == set(WORKING_SIDES)
+    assert set(scales) == set(SIDES)
     allowed = [side for side, score in scales.items()
                if score["in_focus_change"] <= MAX_IN_FOCUS_CHANGE and score["colour_shift"] <= MAX_COLOUR_SHIFT]
     assert export["deblur_longer_side"] == (max(allowed, key=lambda side: scales[side]["sharpness"]) if allowed
