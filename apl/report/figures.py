@@ -491,7 +491,7 @@ def draw_probe_figure(stages: list[tuple[str, list[dict]]]):
         axis.set_xticks(x, [PHASE_NAMES.get(stage, stage) for stage, _ in stages])
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8, loc="best")
-    fig.suptitle(f"Does D teach the true map? (apl probe; mean ± std over {seeds} seed{'s' if seeds > 1 else ''}, "
-                 "dots: each seed)", fontsize=12)
+    fig.suptitle("Does D teach the true map? (apl probe; " + (f"mean ± std over {seeds} seeds, dots: each seed)"
+                 if seeds > 1 else "one seed)"), fontsize=12)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     return fig
