@@ -343,9 +343,8 @@ class Model:
         restoration = None
         if task == "deblur":
             guide = focus
-            if self.deblur_side and shape != self.deblur_shape(height, width):
-                # G_sr at its own scale, the map brought to it
-                shape_sr = self.deblur_shape(height, width)
+            shape_sr = self.deblur_shape(height, width) if self.deblur_side else shape
+            if shape_sr != shape:   # G_sr at its own scale, the map brought to it
                 small = resize_image(photo, shape_sr, self.resample)
                 guide = np.asarray(Image.fromarray(focus, mode="F").resize((shape_sr[1], shape_sr[0]), Image.BILINEAR))
             if self.variant == "ugan":  # U-GAN takes no map and composites nothing: its output is R itself
