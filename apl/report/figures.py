@@ -28,6 +28,7 @@ from apl.data.layout import (DEBLUR_SET, DETECTION_SETS, FOLDERS, HELDOUT_SET, M
                              pick_stems)
 from apl.io import atomic_path, list_images, read_image, read_json, read_mask  # noqa: E402
 from apl.metrics.detection import read_prediction  # noqa: E402
+from apl.report.tables import seed_summary  # noqa: E402
 
 LABELS = {"single_gws": "Single G_ws", "single_gws_masks": "Single G_ws (GT masks)", "gws_O1": "G_ws O1", "gws_O2": "G_ws O2", "gws_O3": "Ours (G_ws O3)",
           "single_gsr": "Single G_sr", "gsr_O1": "G_sr O1", "gsr_O2": "G_sr O2", "gsr_O3": "Ours (G_sr O3)",
@@ -359,25 +360,7 @@ def draw_training_curves(stages: list[tuple[str, str, pd.DataFrame]]):
     main_run = stages[0][0]
     # D's accuracy on its own training batches (augmented as D saw them), epoch means on a second axis of (b):
     # 0.5 is a D that answers one constant for every image (REPORT.md's probe measures it on held-out crops)
-    accuracy_axis, accuracy_offset, accuracy_drawn = panels["d"].twinx(), 0, False
-    for run, stage, frame in stages:
-        if {"d_acc_real", "d_acc_fake"} <= set(frame.columns):
-            balanced = 0.5 * (frame["d_acc_real"] + frame["d_acc_fake"])
-            means = balanced.groupby(frame["epoch"]).mean()
-            per_epoch = len(frame) / max(len(means), 1)
-            accuracy_axis.plot(accuracy_offset + (np.arange(len(means)) + 0.5) * per_epoch, means.to_numpy(),
-                               color="#212121", linestyle=":", linewidth=1.5, marker="x", markersize=3,
-                               label="D's balanced accuracy, training batches (epoch means)" if not accuracy_drawn
-                               else None)
-            accuracy_drawn = True
-        if "d" in frame.columns:
-            accuracy_offset += len(frame)
-    if accuracy_drawn:
-        accuracy_axis.set(ylim=(0, 1.05), ylabel="D's balanced accuracy")
-        accuracy_axis.axhline(0.5, color="#212121", linewidth=0.6, alpha=0.4)
-        accuracy_axis.legend(loc="lower right", fontsize=8)
-    else:
-        accuracy_axis.set_visible(False)
+    accuracy_axis, accuracy_drawn = panels["d"].twinx(), False
     for run, stage, frame in stages:
         kind = stage.split("_O")[0] if "_O" in stage else stage
         color = colors.get(kind, "#7f7f7f")
@@ -394,12 +377,24 @@ def draw_training_curves(stages: list[tuple[str, str, pd.DataFrame]]):
             axis.plot(centres, means.to_numpy(), color=color, linewidth=2.0, linestyle="--" if dashed else "-",
                       marker="o" if len(means) <= 30 else None, markersize=3)
             seen[key] += [values, means.to_numpy()]
+            if key == "d" and {"d_acc_real", "d_acc_fake"} <= set(frame.columns):
+                accuracy = (0.5 * (frame["d_acc_real"] + frame["d_acc_fake"])).groupby(frame["epoch"]).mean()
+                accuracy_axis.plot(centres, accuracy.to_numpy(), color="#212121", linestyle=":", linewidth=1.5,
+                                   marker="x", markersize=3, label=None if accuracy_drawn else
+                                   "D's balanced accuracy, training batches (epoch means)")
+                accuracy_drawn = True
             name = PHASE_NAMES.get(stage, stage)
             axis.axvspan(offsets[key], offsets[key] + len(frame), color=color, alpha=0.05)
             axis.axvline(offsets[key], color="#bdbdbd", linewidth=0.8)
             axis.text(offsets[key] + len(frame) / 2, 1.0, name, transform=axis.get_xaxis_transform(), ha="center",
                       va="bottom", fontsize=8, rotation=0, color=color)
             offsets[key] += len(frame)
+    if accuracy_drawn:
+        accuracy_axis.set(ylim=(0, 1.05), ylabel="D's balanced accuracy")
+        accuracy_axis.axhline(0.5, color="#212121", linewidth=0.6, alpha=0.4)
+        accuracy_axis.legend(loc="lower right", fontsize=8)
+    else:
+        accuracy_axis.set_visible(False)
     for key, axis in panels.items():
         axis.set_title(titles[key], fontsize=11, pad=16)
         axis.set(xlabel="training step (phases one after another)", ylabel=LOSS_NAMES[key])
@@ -453,8 +448,7 @@ def draw_probe_figure(stages: list[tuple[str, list[dict]]]):
         """Mean and std over seeds; on a log axis those of log10 (a geometric mean, a factor either side)."""
         values = [[pick(p) for p in probes] for _, probes in stages]
         scaled = [np.log10(np.maximum(v, 1e-12)) if log else np.asarray(v, dtype=float) for v in values]
-        means = np.array([np.mean(v) for v in scaled])
-        stds = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in scaled])
+        means, stds = (np.nan_to_num(np.array(column)) for column in zip(*map(seed_summary, scaled)))
         centre, errors = (10 ** means, [10 ** means - 10 ** (means - stds), 10 ** (means + stds) - 10 ** means]) \
             if log else (means, stds)
         axis.errorbar(x + offset, centre, yerr=errors, color=color, marker=marker, capsize=4, linewidth=1.8,
