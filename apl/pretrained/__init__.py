@@ -218,26 +218,16 @@ def deblurring_scores(model, photos: list[np.ndarray], masks: list[np.ndarray], 
             "colour_shift": float(np.max(shifts))}
 
 
-def _with_side(weights: str | Path, out: str | Path, side: int) -> None:
-    """A copy of an exported deblurrer that runs G_sr at `side` (its record's deblur_longer_side)."""
-    states, meta, _ = checkpoint.load_weights(weights)
-    meta = {**meta, "export": {**meta.get("export", {}), "deblur_longer_side": int(side)}}
-    checkpoint.atomic_save({"networks": states, "meta": meta}, out)
-
-
 def choose_deblur_side(weights: str | Path, photos: list[np.ndarray], masks: list[np.ndarray],
                        sides=WORKING_SIDES) -> tuple[int, dict]:
     """The longer side G_sr runs at by default: of `sides`, the one with the largest sharpness gain in the
     validation photographs' defocused regions that keeps their in-focus regions within MAX_IN_FOCUS_CHANGE levels
     and every colour channel within MAX_COLOUR_SHIFT (the smallest side where none does). Returns (side, scores)."""
-    scores = {}
-    trial = Path(weights).with_name(Path(weights).name + ".side")
-    try:
-        for side in sides:
-            _with_side(weights, trial, side)
-            scores[int(side)] = deblurring_scores(trial, photos, masks)
-    finally:
-        trial.unlink(missing_ok=True)
+    from apl.predict import Model
+    model, scores = Model(weights, device="cpu"), {}
+    for side in sides:
+        model.deblur_side = int(side)
+        scores[int(side)] = deblurring_scores(model, photos, masks)
     allowed = [side for side, score in scores.items()
                if score["in_focus_change"] <= MAX_IN_FOCUS_CHANGE and score["colour_shift"] <= MAX_COLOUR_SHIFT]
     side = max(allowed, key=lambda side: scores[side]["sharpness"]) if allowed else min(scores)
@@ -265,8 +255,9 @@ def export_deblurrer(weights: str | Path, out: str | Path, photos: list[np.ndarr
         checkpoint.atomic_save(payload, trial)
         if masks is not None:
             record["deblur_longer_side"], record["deblur_scales"] = choose_deblur_side(trial, photos, masks, sides)
-            for path in (reference, trial):   # compare the two at the chosen scale
-                _with_side(path, path, record["deblur_longer_side"])
+            # the record is in both files' meta: write them again, to compare the two at the chosen scale
+            checkpoint.atomic_save({"networks": {"gsr": state}, "meta": meta}, reference)
+            checkpoint.atomic_save(payload, trial)
         record["max_output_change_levels"] = _restoration_change(reference, trial, photos[:12]) if photos else None
         _check_change(record["max_output_change_levels"], f"a deblurred photograph of {weights}")
         checkpoint.atomic_save(payload, out)
