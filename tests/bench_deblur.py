@@ -56,9 +56,18 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0 ** 2 / np.mean((a.astype(np.float64) - b) ** 2)))
 
 
-def deblur(model: Model, photo: np.ndarray, upsample_r: bool = False) -> np.ndarray:
+def deblur(model: Model, photo: np.ndarray, upsample_r: bool = False, passes: list[int] | None = None) -> np.ndarray:
     """apl predict's output; with `upsample_r`, the rule before issue 30 for comparison: R brought up from the
-    working size and composited, R_up (1 - M) + I M, which loses the photograph's detail below full size."""
+    working size and composited, R_up (1 - M) + I M, which loses the photograph's detail below full size. With
+    `passes` (longer sides), G_sr runs once at each, every pass on the previous one's output (a lever measured,
+    not what apl predict does)."""
+    if passes:
+        default_side = model.deblur_side
+        for side in passes:
+            model.deblur_side = side
+            photo = deblurred(model, photo)
+        model.deblur_side = default_side
+        return photo
     if not upsample_r:
         return deblurred(model, photo)
     shape, focus, restoration = model.predict(photo, "deblur")
@@ -107,6 +116,9 @@ def main() -> None:
     parser.add_argument("--map", choices=("gws", "gt", "zeros"), default="gws",
                         help="the map that guards the CUHK photographs: G_ws's (what apl predict does), the GT mask "
                              "(an ideal detector) or 0 everywhere (G_sr alone); the synthetic pairs keep G_ws's")
+    parser.add_argument("--passes", type=int, nargs="+", default=None, metavar="SIDE",
+                        help="G_sr run once at each longer side, each pass on the previous output (e.g. 640 640); "
+                             "replaces the deblurrer's own scale")
     parser.add_argument("--upsampled-r", action="store_true",
                         help="also the rule before issue 30 (R upsampled from the working size), for comparison")
     args = parser.parse_args()
@@ -129,14 +141,15 @@ def main() -> None:
             for upsample_r in (False, True) if args.upsampled_r and resolution != "full" else (False,):
                 gains, ssims = [], []
                 for sharp, blurred in pairs:
-                    out = deblur(model, blurred, upsample_r)
+                    out = deblur(model, blurred, upsample_r, args.passes)
                     gains.append(psnr(out, sharp) - psnr(blurred, sharp))
                     ssims.append(structural_similarity(out, sharp, channel_axis=2)
                                  - structural_similarity(blurred, sharp, channel_axis=2))
                 maps = {id(photo): mask if args.map == "gt" else np.zeros_like(mask) for photo, mask in zip(*photos)}
                 real = deblurring_scores(model, *photos, deblur=lambda m, p: deblur(
-                    m if args.map == "gws" else given_map(m, p, maps[id(p)]), p, upsample_r))
+                    m if args.map == "gws" else given_map(m, p, maps[id(p)]), p, upsample_r, args.passes))
                 rule = " (R upsampled, before issue 30)" if upsample_r else ""
+                rule += f", passes at {' then '.join(map(str, args.passes))} px" if args.passes else ""
                 rule += {"gws": "", "gt": ", GT mask as the map", "zeros": ", M = 0"}[args.map]
                 print(f"| {weights} | {resolution}{rule} | {np.mean(gains):+.2f} | {np.mean(ssims):+.4f} | "
                       f"{real['sharpness']:.2f}x | {real['in_focus_change']:.2f} | {real['colour_shift']:.2f} |",

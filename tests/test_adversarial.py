@@ -157,3 +157,21 @@ def test_d_augment_changes_what_d_sees_and_keeps_the_generators_gradient(tiny_da
     augmented, moved = one_step(["colour", "translation", "cutout"])
     assert augmented["d"] != pytest.approx(plain["d"], abs=1e-6)
     assert moved > 0, "the generator must receive D's gradient through the augmentation"
+
+
+def test_pretrain_camera_degrades_the_blurred_input_and_keeps_the_target_clean(tiny_data, tmp_path):
+    config = _override(tmp_path, {"pretrain_camera": {"noise": [3.0, 3.0], "jpeg": [80, 80]}})
+    t = trainer(config, "pretrain", tiny_data, tmp_path)
+    seen, forward = {}, t.nets["gsr"].forward
+
+    def spy(image, guide):
+        seen["image"], seen["result"] = image.detach().clone(), forward(image, guide)
+        return seen["result"]
+    t.nets["gsr"].forward = spy
+    losses = run_steps(t, 1)[0]
+    index = torch.arange(len(t.inputs))[:t.train_cfg["batch_size"]]
+    change = (seen["image"] - to_float(t.inputs[index])).abs().mean().item() * 255
+    assert 1.0 < change < 10.0, f"the input should carry about 3 levels of noise and JPEG, changed {change:.2f}"
+    recon = seen["result"]["reconstruction"].detach()   # the loss is measured against the clean sharp image
+    assert losses["pixel"] == pytest.approx(torch.nn.functional.l1_loss(recon, to_float(t.targets[index])).item(),
+                                            rel=1e-5)

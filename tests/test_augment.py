@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from apl.train.augment import OPERATIONS, augment
+from apl.train.augment import OPERATIONS, augment, camera
 
 
 def images(n=4, size=32):
@@ -52,3 +52,35 @@ def test_colour_keeps_a_grey_image_grey_and_edges_as_sharp_in_relative_terms():
     # a step edge stays a step: two values per image, no intermediate ones
     for image in y:
         assert len(image[0].unique()) == 2
+
+
+# -- what a camera adds to G_sr's pretraining inputs (train.pretrain_camera) ---------------------------------
+def smooth_photos(n=4, size=64):
+    """uint8 NHWC images of a smooth gradient: no detail for noise or JPEG to hide in."""
+    ramp = torch.linspace(40, 200, size)
+    image = (ramp[None, :, None] + ramp[:, None, None] * 0.2).expand(size, size, 3)
+    return image.round().to(torch.uint8).expand(n, -1, -1, -1).contiguous()
+
+
+def test_camera_without_noise_or_jpeg_is_the_identity():
+    x = smooth_photos()
+    assert torch.equal(camera(x, [0.0, 0.0], None, torch.Generator().manual_seed(0)), x)
+
+
+def test_camera_noise_has_the_drawn_spread_and_each_image_its_own():
+    x = smooth_photos(n=2, size=128)
+    y = camera(x, [2.0, 2.0], None, torch.Generator().manual_seed(0))
+    difference = y.float() - x.float()
+    assert y.dtype == torch.uint8 and y.shape == x.shape
+    assert 1.8 < difference.std().item() < 2.2 and abs(difference.mean().item()) < 0.05
+    assert not torch.equal(difference[0], difference[1])
+
+
+def test_camera_jpeg_adds_block_artefacts_and_the_draw_repeats_with_the_seed():
+    x = smooth_photos()
+    x[:, 20:44, 20:44] = 255 - x[:, 20:44, 20:44]      # edges for JPEG to ring around
+    y = camera(x, [0.0, 0.0], [30, 30], torch.Generator().manual_seed(5))
+    assert 0.3 < (y.float() - x.float()).abs().mean().item() < 10
+    assert torch.equal(y, camera(x, [0.0, 0.0], [30, 30], torch.Generator().manual_seed(5)))
+    high = camera(x, [0.0, 0.0], [100, 100], torch.Generator().manual_seed(5))
+    assert (high.float() - x.float()).abs().mean() < (y.float() - x.float()).abs().mean()

@@ -58,3 +58,33 @@ def augment(x: torch.Tensor, operations: list[str], generator: torch.Generator) 
         if name in operations:
             x = operation(x, generator)
     return x
+
+
+def camera(images: torch.Tensor, noise: list[float], jpeg: list[int] | None,
+           generator: torch.Generator) -> torch.Tensor:
+    """What a camera adds after the blur, drawn afresh per image (train.pretrain_camera; DEVIATIONS.md): Gaussian
+    noise of a standard deviation ~ U(noise) 8-bit levels, then JPEG at a quality ~ U(jpeg) (None: none).
+
+    uint8 NHWC in and out. A G_sr pretrained on clean pairs takes a photograph's noise and JPEG blocks for
+    detail and leaves its blurred regions alone (issue 30: one level of noise cuts what it restores on a Gaussian
+    blur of sigma 2 by half, JPEG at quality 95 by more), so its blurred inputs carry both; its target stays clean.
+    """
+    import io
+    import numpy as np
+    from PIL import Image
+    n = images.shape[0]
+    out = images.float()
+    low, high = (float(v) for v in noise)
+    if high > 0:
+        spread = low + (high - low) * torch.rand(n, 1, 1, 1, generator=generator)
+        out = out + spread.to(out.device) * torch.randn(out.shape, generator=generator).to(out.device)
+    out = out.round_().clamp_(0, 255).to(torch.uint8)
+    if not jpeg:
+        return out
+    qualities = torch.randint(int(jpeg[0]), int(jpeg[1]) + 1, (n,), generator=generator).tolist()
+    compressed = []
+    for image, quality in zip(out.cpu().numpy(), qualities):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+        compressed.append(np.asarray(Image.open(buffer).convert("RGB")))
+    return torch.from_numpy(np.stack(compressed)).to(images.device)

@@ -26,7 +26,7 @@ from apl.models.deblurrer import clipped_share, fuse_ufat_branches
 from apl.io import write_text
 from apl.models.factory import bf16_enabled, build, configure_torch
 from apl.train import checkpoint, schedule
-from apl.train.augment import augment
+from apl.train.augment import augment, camera
 
 log = logging.getLogger("apl.train")
 RESUME = "resume.pt"
@@ -275,6 +275,9 @@ class StageTrainer:
         losses: dict[str, torch.Tensor] = {}
         if kind == "pretrain":
             image, target, mask = self._window([self.inputs, self.targets, self.masks], self.shapes, index, generator)
+            degrade = self.train_cfg["pretrain_camera"]
+            if degrade:
+                image = camera(image, degrade["noise"], degrade.get("jpeg"), generator)
         elif kind in ("gws", "single_gws"):   # the stages whose loss reads G_ws's pixel target
             image, prior_target = self._window([self.inputs, self.gws_targets], self.shapes, index, generator)
             prior_target = prior_target.unsqueeze(1)
