@@ -175,3 +175,21 @@ def test_pretrain_camera_degrades_the_blurred_input_and_keeps_the_target_clean(t
     recon = seen["result"]["reconstruction"].detach()   # the loss is measured against the clean sharp image
     assert losses["pixel"] == pytest.approx(torch.nn.functional.l1_loss(recon, to_float(t.targets[index])).item(),
                                             rel=1e-5)
+
+
+def test_d_warm_up_trains_d_alone_and_only_where_d_starts_fresh(tiny_data, tmp_path, pretrained):
+    config = _override(tmp_path, {"d_warmup_steps": 6, "optimizer": {"lr": 1.0e-2}})
+    t = trainer(config, "gws_O1", tiny_data, tmp_path, init=pretrained)
+    assert "d" not in t.loaded
+    frozen = {name: {k: v.clone() for k, v in t.nets[name].state_dict().items()} for name in ("gws", "gsr")}
+    d_before = {k: v.clone() for k, v in t.nets["d"].state_dict().items()}
+    summary = t._warm_up_d()
+    assert summary["steps"] == 6 and 0.0 <= summary["d_acc_real"] <= 1.0
+    for name, state in frozen.items():   # weights and BatchNorm statistics alike
+        assert all(torch.equal(state[k], v) for k, v in t.nets[name].state_dict().items()), name
+    assert t.nets["gws"].training, "G_ws trains again in the phase after the warm-up"
+    assert any(not torch.equal(d_before[k], v) for k, v in t.nets["d"].state_dict().items())
+    meta = t.run()
+    assert meta["d_warmup"]["steps"] == 6
+    later = trainer(config, "gws_O2", tiny_data, tmp_path / "o2", init=tmp_path / "weights.pt")
+    assert "d" in later.loaded   # D carried over from gws_O1: no warm-up

@@ -6,6 +6,7 @@ an uninterrupted run on CPU, because each epoch's data order is derived from (se
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -99,6 +100,7 @@ class StageTrainer:
             torch.backends.cudnn.benchmark = self.train_cfg["cudnn_benchmark"]
         torch.manual_seed(stable_seed(self.seed, self.variant, stage, "init"))
         self.nets = {name: build(name, config, self.variant) for name in self.stage.networks}
+        self.loaded: set[str] = set()   # the networks that come from `init`
         if init is not None:
             self._load_init(Path(init))
         if init_gws is not None:   # train.gws_start: single_gws
@@ -155,6 +157,7 @@ class StageTrainer:
         for name, net in self.nets.items():
             if name in saved:
                 net.load_state_dict(saved[name])
+                self.loaded.add(name)
             elif name not in self.stage.trained:
                 raise TrainingError(f"{path} holds no '{name}' network, which stage {self.stage.name} needs frozen")
 
@@ -266,7 +269,8 @@ class StageTrainer:
                 group["lr"] = self._optimizer_settings(name)["lr"] * factor
 
     # -- one step ----------------------------------------------------------------------------
-    def _step(self, index: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
+    def _step(self, index: torch.Tensor, generator: torch.Generator, d_only: bool = False) -> dict[str, float]:
+        """One training step of the stage; `d_only` (D's warm-up) updates D alone, the generators frozen."""
         nets, kind = self.nets, self.stage.kind
         if self.cuda_graphs:
             # CUDA graphs reuse their output buffers from one iteration to the next: say where one begins
@@ -308,18 +312,19 @@ class StageTrainer:
                 return {k: v.item() for k, v in losses.items()}
 
             generator_name = "gws" if kind == "gws" else "gsr"
-            if "gws" in nets:
-                if kind == "gws":
-                    focus = nets["gws"](image)
-                elif self.maps_once:
-                    focus = self._frozen_maps(image, index)
-                else:
-                    with torch.no_grad():
+            with torch.no_grad() if d_only else contextlib.nullcontext():   # the warm-up trains D alone
+                if "gws" in nets:
+                    if kind == "gws":
                         focus = nets["gws"](image)
-                result = nets["gsr"](image, focus)
-            else:  # single_gsr: U-GAN, no detection map
-                focus = None
-                result = nets["gsr"](image, None)
+                    elif self.maps_once:
+                        focus = self._frozen_maps(image, index)
+                    else:
+                        with torch.no_grad():
+                            focus = nets["gws"](image)
+                    result = nets["gsr"](image, focus)
+                else:  # single_gsr: U-GAN, no detection map
+                    focus = None
+                    result = nets["gsr"](image, None)
             out = result["out"]
             # D: full-clear images are real, composites are fake (Eq. 6), D loss = 0.5 (real + fake).
             real = self._real_batch(len(index), generator)
@@ -328,6 +333,8 @@ class StageTrainer:
             real_logits, fake_logits = nets["d"](seen(real)), nets["d"](seen(self._fake_batch(out.detach(), generator)))
             losses["d"] = 0.5 * (adversarial(real_logits, True) + adversarial(fake_logits, False))
             self._update("d", losses["d"])
+            if d_only:
+                return {"d": losses["d"].item(), **diagnostics(real_logits, fake_logits, result["unclamped"], focus)}
             # The generator of this phase tries to make D call its composite real.
             nets["d"].requires_grad_(False)
             losses["adv"] = adversarial(nets["d"](seen(out)), True)
@@ -408,9 +415,36 @@ class StageTrainer:
         return state["epoch"], state["losses"]
 
     # -- the run -----------------------------------------------------------------------------
+    def _warm_up_d(self) -> dict:
+        """train.d_warmup_steps steps of D alone against the frozen generators, before a stage whose D starts
+        fresh (gws_O1): the phase then opens with a D that already tells the full-clear photographs from the
+        composites, instead of one at chance. Not resumable on its own: an interrupted warm-up runs again."""
+        steps = self.train_cfg["d_warmup_steps"]
+        generator = torch.Generator().manual_seed(stable_seed(self.seed, self.variant, self.stage.name, "d_warmup"))
+        batch, values = self.train_cfg["batch_size"], []
+        order = torch.randperm(len(self.inputs), generator=generator)
+        generators = [net for name, net in self.nets.items() if name != "d" and name in self.stage.trained]
+        for net in generators:   # frozen as the phase's frozen networks are: no BatchNorm statistics move
+            net.eval()
+        for step in tqdm(range(steps), desc=f"{self.label} D warm-up", unit="step", dynamic_ncols=True,
+                         mininterval=1.0):
+            index = order[(torch.arange(batch) + step * batch) % len(order)].to(self.device)
+            values.append(self._step(index, generator, d_only=True))
+        for net in generators:
+            net.train()
+        last = values[-min(100, steps):]
+        summary = {"steps": steps, **{key: round(float(np.mean([v[key] for v in last])), 4)
+                                      for key in ("d", "d_acc_real", "d_acc_fake")}}
+        log.info("%s: D warmed up for %d steps (last 100: loss %.3f, accuracy real %.2f / fake %.2f)", self.label,
+                 steps, summary["d"], summary["d_acc_real"], summary["d_acc_fake"])
+        return summary
+
     def run(self) -> dict:
         started = time.perf_counter()
         first_epoch, rows = self._resume()
+        warm_up = None
+        if first_epoch == 0 and self.train_cfg["d_warmup_steps"] and "d" in self.stage.trained and "d" not in self.loaded:
+            warm_up = self._warm_up_d()
         self.epoch, self.step_in_epoch = first_epoch, 0
         total_steps = self.epochs * self.steps
         bar = tqdm(total=total_steps, initial=first_epoch * self.steps, desc=self.label,
@@ -437,6 +471,8 @@ class StageTrainer:
         meta = {"stage": self.stage.name, "variant": self.variant, "run": self.label, "epochs": self.epochs,
                 "steps_per_epoch": self.steps, "device": str(self.device), "seed": self.seed,
                 "seconds_this_run": round(time.perf_counter() - started, 2)}
+        if warm_up:
+            meta["d_warmup"] = warm_up
         checkpoint.save_weights(self.out_dir / WEIGHTS, self.nets, meta, config=self.config)
         write_losses(self.out_dir / LOSSES, rows)
         for leftover in (RESUME, LOSSES_SO_FAR):
