@@ -116,7 +116,7 @@ def test_slurm_profile_submits_each_job_with_its_resources_and_runs_it(workdir, 
     target = "results/test/metrics/seed0/ufat/pretrain.json"
     result = snakemake(workdir, slurm_bin, target, "--configfile", "config/test.yaml",
                        "--workflow-profile", "workflow/profiles/slurm",
-                       "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1")
+                       "--slurm-init-seconds-before-status-checks", "1")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert json.loads((workdir / target).read_text())["stage"] == "pretrain"   # the jobs ran, here
     sent = submissions(slurm_bin)
