@@ -1,4 +1,5 @@
-"""Differentiable augmentation of what D sees (train.d_augment).
+"""Differentiable augmentation of what D sees (train.d_augment), and what a camera adds to G_sr's pretraining
+inputs (train.pretrain_camera, `camera` at the end).
 
 With a small full-clear set (the open set has 90 training photographs; the paper's has 500) D learns
 its real images by heart within a few hundred steps, and its gradient then asks G_sr for their colours
@@ -9,8 +10,12 @@ sharpens, so sharpness stays the cue D can use. Not in the paper: DEVIATIONS.md.
 """
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
     draw = torch.rand(n, 1, 1, 1, generator=generator)
@@ -69,9 +74,6 @@ def camera(images: torch.Tensor, noise: list[float], jpeg: list[int] | None,
     detail and leaves its blurred regions alone (issue 30: one level of noise cuts what it restores on a Gaussian
     blur of sigma 2 by half, JPEG at quality 95 by more), so its blurred inputs carry both; its target stays clean.
     """
-    import io
-    import numpy as np
-    from PIL import Image
     n = images.shape[0]
     out = images.float()
     low, high = (float(v) for v in noise)
