@@ -22,26 +22,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from scipy.ndimage import binary_erosion, convolve, gaussian_filter, laplace
+from scipy.ndimage import binary_erosion, convolve, gaussian_filter
 
 from bench_deblur import CUHK, synthetic_pairs
 from apl.io import list_images, read_mask
 from apl.predict import Model, parse_resolution, read_photo
-from apl.pretrained import deblurred
+from apl.pretrained import deblurred, laplacian_energy
+from apl.train.augment import camera
 
 DEGRADATIONS = (("clean", 0.0, None), ("noise 0.5", 0.5, None), ("noise 1", 1.0, None), ("noise 2", 2.0, None),
                 ("JPEG 95", 0.0, 95), ("JPEG 85", 0.0, 85), ("JPEG 75", 0.0, 75))
 IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
-
-
-def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
-    return np.asarray(Image.open(buffer).convert("RGB"))
-
-
-def energy(image: np.ndarray) -> float:
-    return float(np.sum(laplace(image.astype(np.float64).mean(axis=2)) ** 2))
 
 
 def restoration_table(weights: Path, sigma: float, resolution: str) -> None:
@@ -49,20 +40,20 @@ def restoration_table(weights: Path, sigma: float, resolution: str) -> None:
     if "gws" not in model.nets:
         from apl.pretrained import detector_path
         model.nets["gws"] = Model(detector_path(), device="cpu").nets["gws"]
-    rng = np.random.default_rng(0)
+    generator = torch.Generator().manual_seed(0)
     print(f"\n{weights} at --resolution {resolution}: photographs blurred whole (sigma {sigma:g} px), then")
     print("| what the camera adds | mean change (levels) | Laplacian energy, out / in |")
     print("|---|---|---|")
     for label, noise, quality in DEGRADATIONS:
         changes, energy_in, energy_out = [], 0.0, 0.0
         for sharp, _ in synthetic_pairs():
-            blurred = gaussian_filter(sharp.astype(np.float64), (sigma, sigma, 0)) + rng.normal(0, noise, sharp.shape)
-            blurred = np.rint(blurred).clip(0, 255).astype(np.uint8)
-            if quality:
-                blurred = jpeg(blurred, quality)
+            blurred = np.rint(gaussian_filter(sharp.astype(np.float64), (sigma, sigma, 0))).clip(0, 255).astype(np.uint8)
+            # what train.pretrain_camera adds to G_sr's pretraining inputs, at one noise level and quality
+            blurred = camera(torch.from_numpy(blurred)[None], [noise, noise], [quality, quality] if quality else None,
+                             generator)[0].numpy()
             out = deblurred(model, blurred)
             changes.append(float(np.abs(out.astype(np.float64) - blurred).mean()))
-            energy_in, energy_out = energy_in + energy(blurred), energy_out + energy(out)
+            energy_in, energy_out = energy_in + laplacian_energy(blurred), energy_out + laplacian_energy(out)
         print(f"| {label} | {np.mean(changes):.2f} | {energy_out / energy_in:.2f}x |", flush=True)
 
 

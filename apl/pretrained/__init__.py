@@ -195,11 +195,18 @@ def deblurred(model, photo: np.ndarray) -> np.ndarray:
     return full_size_outputs(photo, focus, restoration, want_map=False, want_overlay=False)["deblurred"]
 
 
+def laplacian_energy(photo: np.ndarray, region: np.ndarray | None = None) -> float:
+    """The sum of the squared Laplacian of a photo's grey level (uint8 RGB), over `region` (boolean) or all of it:
+    the sharpness yardstick of the deblurring benchmarks."""
+    from scipy.ndimage import laplace
+    response = laplace(photo.astype(np.float64).mean(axis=2)) ** 2
+    return float(np.sum(response if region is None else response[region]))
+
+
 def deblurring_scores(model, photos: list[np.ndarray], masks: list[np.ndarray], deblur=deblurred) -> dict[str, float]:
     """What a deblurrer (an apl.predict.Model, or a weights file run at its defaults) does to photographs with masks
     (1 = in focus): the Laplacian energy of the output over the input's in the defocused regions (> 1: sharper), the
     mean absolute change of the in-focus regions and the largest mean shift of a colour channel (8-bit levels)."""
-    from scipy.ndimage import laplace
     from apl.predict import Model
     if not isinstance(model, Model):
         model = Model(model, device="cpu")
@@ -208,9 +215,8 @@ def deblurring_scores(model, photos: list[np.ndarray], masks: list[np.ndarray], 
     for photo, mask in zip(photos, masks):
         out = deblur(model, photo)
         sharp = mask >= 0.5
-        grey_in, grey_out = photo.astype(np.float64).mean(axis=2), out.astype(np.float64).mean(axis=2)
-        energy_in += float(np.sum(laplace(grey_in)[~sharp] ** 2))
-        energy_out += float(np.sum(laplace(grey_out)[~sharp] ** 2))
+        energy_in += laplacian_energy(photo, ~sharp)
+        energy_out += laplacian_energy(out, ~sharp)
         difference = out.astype(np.float64) - photo
         changes.append(float(np.abs(difference[sharp]).mean()) if sharp.any() else 0.0)
         shifts.append(float(np.abs(difference.reshape(-1, 3).mean(axis=0)).max()))

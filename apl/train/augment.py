@@ -71,8 +71,9 @@ def camera(images: torch.Tensor, noise: list[float], jpeg: list[int] | None,
     noise of a standard deviation ~ U(noise) 8-bit levels, then JPEG at a quality ~ U(jpeg) (None: none).
 
     uint8 NHWC in and out. A G_sr pretrained on clean pairs takes a photograph's noise and JPEG blocks for
-    detail and leaves its blurred regions alone (issue 30: one level of noise cuts what it restores on a Gaussian
-    blur of sigma 2 by half, JPEG at quality 95 by more), so its blurred inputs carry both; its target stays clean.
+    detail and leaves its blurred regions alone (issue 30: one level of noise, or JPEG at quality 95, cuts
+    what it restores on a Gaussian blur of sigma 2 by more than half), so its blurred inputs carry both; its
+    target stays clean.
     """
     n = images.shape[0]
     out = images.float()
