@@ -6,11 +6,14 @@ Two yardsticks, for each weights file and --resolution given:
   size) inside random smooth blobs covering 40-70% of it; the PSNR / SSIM of the output to the sharp original,
   minus the input's (a gain above 0: closer to the original than the blurred input);
 * CUHK test photographs (12, spread over the names, masks white = blurred): the Laplacian energy of the output
-  over the input's in the GT-defocused regions (> 1: sharper), the mean absolute change of the in-focus regions
-  and the largest mean colour shift of a channel (8-bit levels).
+  over the input's in the GT-defocused regions (> 1: sharper), and in their interior (INTERIOR_PX from the in-focus
+  regions: the Laplacian of an in-focus edge spills onto the defocused side's first pixels; --bands shows where the
+  energy lies), the mean absolute change of the in-focus regions and the largest mean colour shift of a channel
+  (8-bit levels).
 
     python tests/bench_deblur.py --resolutions auto full          # the deblurrer apl ships, with its detector
     python tests/bench_deblur.py --weights results/cuhk/runs/seed0/guard/gsr_O3/weights.pt --resolutions auto full
+    python tests/bench_deblur.py --keep-mean 8 0     # with and without the local mean kept (apl predict --keep-mean)
 
 The map comes from the weights' own G_ws; a file without one (a pretraining stage) takes the G_ws of --gws
 (default: the detector apl ships).
@@ -28,8 +31,8 @@ from scipy.ndimage import gaussian_filter
 from apl.data.layout import pick_stems
 from apl.io import read_mask
 from apl.data.scale import resize_image
-from apl.predict import Model, Upsampler, parse_resolution, read_photo
-from apl.pretrained import deblurred, deblurring_scores
+from apl.predict import KEEP_MEAN_SIGMA, Model, Upsampler, parse_resolution, read_photo
+from apl.pretrained import INTERIOR_PX, deblurred, deblurring_scores, laplacian_energy
 
 ROOT = Path(__file__).resolve().parents[1]
 CUHK = ROOT.parent / "shared" / "datasets" / "cuhk"
@@ -100,6 +103,64 @@ def given_map(model: Model, photo: np.ndarray, focus: np.ndarray) -> Model:
     return model
 
 
+BANDS = (0, 2, 4, 8, 16)   # px from the nearest in-focus pixel
+
+
+def energy_bands(model: Model, photos: list[np.ndarray], masks: list[np.ndarray], deblur) -> str:
+    """A table of the defocused regions by distance from the in-focus ones: share of their area and of the
+    input's Laplacian energy there, and the output's energy over the input's."""
+    from scipy.ndimage import distance_transform_edt
+    edges = (*BANDS, np.inf)
+    totals = np.zeros((len(BANDS), 3))   # area, input energy, output energy
+    for photo, mask in zip(photos, masks):
+        out = deblur(model, photo)
+        distance = distance_transform_edt(mask < 0.5)
+        for row, (near, far) in enumerate(zip(edges[:-1], edges[1:])):
+            band = (distance > near) & (distance <= far)
+            totals[row] += band.sum(), laplacian_energy(photo, band), laplacian_energy(out, band)
+    lines = ["| px from the in-focus regions | share of the defocused area | share of its Laplacian energy | "
+             "output / input |", "|---|---|---|---|"]
+    for row, (near, far) in enumerate(zip(edges[:-1], edges[1:])):
+        area, energy_in, energy_out = totals[row]
+        lines.append(f"| {near:g}-{far:g} | {area / totals[:, 0].sum():.2f} | {energy_in / totals[:, 1].sum():.2f} | "
+                     f"{energy_out / max(energy_in, 1e-12):.2f}x |".replace("-inf", "+"))
+    return "\n".join(lines)
+
+
+CROP = 112
+
+
+def crop_windows(photos: list[np.ndarray], masks: list[np.ndarray]) -> list[tuple[int, int]]:
+    """(top, left) of the CROP x CROP window with the most Laplacian energy at least 16 px inside each
+    photograph's defocused region."""
+    from scipy.ndimage import distance_transform_edt, laplace, uniform_filter
+    corners = []
+    for photo, mask in zip(photos, masks):
+        inside = distance_transform_edt(mask < 0.5) > 16
+        energy = uniform_filter(laplace(photo.astype(float).mean(axis=2)) ** 2 * inside, CROP)
+        half = CROP // 2
+        valid = energy[half:photo.shape[0] - half, half:photo.shape[1] - half]
+        top, left = np.unravel_index(np.argmax(valid), valid.shape)
+        corners.append((int(top), int(left)))
+    return corners
+
+
+def save_crops(path: Path, columns: list[tuple[str, list[np.ndarray]]]) -> None:
+    """Columns of crops (a label over each), scaled 3x without smoothing, so grain and halos show."""
+    from PIL import Image, ImageDraw
+    scale, label_height = 3, 16
+    width = CROP * scale
+    sheet = Image.new("RGB", (len(columns) * (width + 4), label_height + len(columns[0][1]) * (width + 4)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for col, (label, crops) in enumerate(columns):
+        draw.text((col * (width + 4) + 2, 2), label[:60], fill="black")
+        for row, crop in enumerate(crops):
+            tile = Image.fromarray(crop).resize((width, width), Image.NEAREST)
+            sheet.paste(tile, (col * (width + 4), label_height + row * (width + 4)))
+    sheet.save(path)
+    print(f"crops -> {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, nargs="+", default=None,
@@ -119,6 +180,14 @@ def main() -> None:
     parser.add_argument("--passes", type=int, nargs="+", default=None, metavar="SIDE",
                         help="G_sr run once at each longer side, each pass on the previous output (e.g. 640 640); "
                              "replaces the deblurrer's own scale")
+    parser.add_argument("--keep-mean", type=float, nargs="+", default=[KEEP_MEAN_SIGMA], metavar="SIGMA",
+                        help="apl predict's --keep-mean, each value a row (0: G_sr's change as it is, with its cast)")
+    parser.add_argument("--bands", action="store_true",
+                        help="also where the CUHK photographs' defocused Laplacian energy lies: its share and the "
+                             "output's ratio by distance from the in-focus regions")
+    parser.add_argument("--crops", type=Path, default=None, metavar="PNG",
+                        help="also a picture: for the first 4 CUHK photographs, the defocused window (well inside the "
+                             "region) with the most detail, the input and every row's output side by side, 3x")
     parser.add_argument("--upsampled-r", action="store_true",
                         help="also the rule before issue 30 (R upsampled from the working size), for comparison")
     args = parser.parse_args()
@@ -129,12 +198,18 @@ def main() -> None:
     pairs = synthetic_pairs()
     photos = cuhk_photos(args.cuhk, args.count, args.validation)
     from skimage.metrics import structural_similarity
+    shown = photos[0][:4]
+    corners = crop_windows(shown, photos[1][:4])
+
+    def crops(images):
+        return [image[top:top + CROP, left:left + CROP] for image, (top, left) in zip(images, corners)]
+    columns = [("input", crops(shown))]
     print("| weights | --resolution | synthetic PSNR gain (dB) | SSIM gain | CUHK sharpness (out / in, defocused) | "
-          "in-focus change (levels) | largest colour shift (levels) |")
-    print("|---|---|---|---|---|---|---|")
+          f"the same, {INTERIOR_PX} px inside | in-focus change (levels) | largest colour shift (levels) |")
+    print("|---|---|---|---|---|---|---|---|")
     for weights in args.weights:
-        for resolution in args.resolutions:
-            model = Model(weights, device="cpu", resolution=parse_resolution(resolution))
+        for resolution, keep_mean in ((r, k) for r in args.resolutions for k in args.keep_mean):
+            model = Model(weights, device="cpu", resolution=parse_resolution(resolution), keep_mean=keep_mean)
             if "gws" not in model.nets:
                 from apl.pretrained import detector_path
                 model.nets["gws"] = Model(args.gws or detector_path(), device="cpu").nets["gws"]
@@ -146,14 +221,25 @@ def main() -> None:
                     ssims.append(structural_similarity(out, sharp, channel_axis=2)
                                  - structural_similarity(blurred, sharp, channel_axis=2))
                 maps = {id(photo): mask if args.map == "gt" else np.zeros_like(mask) for photo, mask in zip(*photos)}
-                real = deblurring_scores(model, *photos, deblur=lambda m, p: deblur(
-                    m if args.map == "gws" else given_map(m, p, maps[id(p)]), p, upsample_r, args.passes))
+                def run(m, p, upsample_r=upsample_r):
+                    return deblur(m if args.map == "gws" else given_map(m, p, maps[id(p)]), p, upsample_r, args.passes)
+                real = deblurring_scores(model, *photos, deblur=run)
                 rule = " (R upsampled, before issue 30)" if upsample_r else ""
                 rule += f", passes at {' then '.join(map(str, args.passes))} px" if args.passes else ""
                 rule += {"gws": "", "gt": ", GT mask as the map", "zeros": ", M = 0"}[args.map]
+                rule += f", --keep-mean {keep_mean:g}" if args.keep_mean != [KEEP_MEAN_SIGMA] else ""
                 print(f"| {weights} | {resolution}{rule} | {np.mean(gains):+.2f} | {np.mean(ssims):+.4f} | "
-                      f"{real['sharpness']:.2f}x | {real['in_focus_change']:.2f} | {real['colour_shift']:.2f} |",
-                      flush=True)
+                      f"{real['sharpness']:.2f}x | {real['sharpness_interior']:.2f}x | {real['in_focus_change']:.2f} | "
+                      f"{real['colour_shift']:.2f} |", flush=True)
+                if args.crops:
+                    name = Path(weights).stem if Path(weights).stem != "weights" else "/".join(Path(weights).parts[-4:-1])
+                    columns.append((f"{name} {resolution}{rule}", crops([run(model, photo) for photo in shown])))
+                if args.bands:
+                    print(energy_bands(model, *photos, run))
+
+    if args.crops:
+        save_crops(args.crops, columns)
+
 
 if __name__ == "__main__":
     main()

@@ -94,6 +94,35 @@ def test_deblur_without_weights_sharpens_the_defocused_regions_only(tmp_path):
     assert np.abs(out - blurred).mean() > 0.2, "nothing changed"
 
 
+def test_deblurring_scores_known_cases():
+    """The deblurring yardsticks on a made-up photograph: in focus on the left (a sharp edge at the border), a
+    textured defocused right half. Unchanged: 1x, no change; a cast: its levels; sharpening the interior only
+    raises the interior's ratio above the whole region's, whose first pixels hold the in-focus edge."""
+    from scipy.ndimage import gaussian_filter
+    from apl.pretrained import INTERIOR_PX, deblurring_scores
+    rng = np.random.default_rng(0)
+    photo = np.zeros((64, 64, 3))
+    photo[:, :32] = 200.0                                               # a flat in-focus half: a strong edge at 32
+    photo[:, 32:] = 60 + gaussian_filter(rng.normal(0, 20, (64, 32, 3)), (2, 2, 0))
+    photo = np.rint(photo).astype(np.uint8)
+    mask = np.zeros((64, 64))
+    mask[:, :32] = 1.0                                                  # 1 = in focus
+    interior = np.zeros((64, 64), bool)
+    interior[:, 32 + INTERIOR_PX:] = True
+
+    def sharpen_interior(model, image):
+        detail = image.astype(float) - gaussian_filter(image.astype(float), (1, 1, 0))
+        return np.clip(np.rint(image + 2 * detail * interior[..., None]), 0, 255).astype(np.uint8)
+
+    same = deblurring_scores(object(), [photo], [mask], deblur=lambda model, image: image)
+    assert same == {"sharpness": 1.0, "sharpness_interior": 1.0, "in_focus_change": 0.0, "colour_shift": 0.0}
+    cast = deblurring_scores(object(), [photo], [mask], deblur=lambda model, image: image + np.uint8([0, 0, 5]))
+    assert cast["colour_shift"] == pytest.approx(5.0) and cast["in_focus_change"] == pytest.approx(5 / 3)
+    sharper = deblurring_scores(object(), [photo], [mask], deblur=sharpen_interior)
+    assert sharper["sharpness_interior"] > 2 and 1 < sharper["sharpness"] < sharper["sharpness_interior"]
+    assert sharper["in_focus_change"] == 0.0
+
+
 SIDES = (320, 480)   # working scales the export tests try (the CLI's default: WORKING_SIDES, five of them)
 
 

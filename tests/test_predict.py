@@ -215,6 +215,42 @@ def test_deblur_path_known_cases(weights, resolution):
         assert error(upsampled) > error(out)
 
 
+class _CastingBlurrer(_Blurrer):
+    """The ideal deblurrer with a colour cast on top: red raised by 12.75 levels everywhere."""
+
+    def forward(self, image, focus_map=None):
+        out = super().forward(image, focus_map)
+        if isinstance(out, dict):
+            out["reconstruction"] = out["reconstruction"] + torch.tensor([0.05, 0.0, 0.0]).view(1, 3, 1, 1)
+        return out
+
+
+def test_the_restoration_keeps_the_photos_local_mean(weights):
+    """Blur never moves a region's mean colour: G_sr's cast is removed, its restored detail kept (--keep-mean);
+    with --keep-mean 0 the cast goes through, as the paper's composite would have it."""
+    from scipy.ndimage import gaussian_filter
+    sharp = read_photo(PHOTO)
+    blurred = np.clip(np.rint(gaussian_filter(sharp.astype(float), sigma=(2, 2, 0))), 0, 255).astype(np.uint8)
+
+    def deblurred(keep_mean):
+        model = Model(weights["gsr"], device="cpu", resolution="full", tile=1024, keep_mean=keep_mean)
+        model.nets["gws"], model.nets["gsr"] = _Blurrer(sharp, focus=0.0), _CastingBlurrer(sharp)
+        _, focus, restoration = model.predict(blurred, "deblur")
+        return full_size_outputs(blurred, focus, restoration, want_map=False, want_overlay=False)["deblurred"]
+
+    def shift(image):   # mean change of each channel, in levels
+        return (image.astype(float) - blurred).reshape(-1, 3).mean(axis=0)
+
+    def error(image):
+        return np.mean((image.astype(float) - sharp) ** 2)
+    kept, cast = deblurred(8.0), deblurred(0.0)
+    assert np.abs(shift(kept)).max() < 0.5, shift(kept)
+    assert shift(cast)[0] > 10 and np.abs(shift(cast)[1:]).max() < 0.5, shift(cast)
+    assert error(kept) < 0.3 * error(blurred) and error(kept) < error(cast)
+    with pytest.raises(ValueError, match="--keep-mean"):
+        Model(weights["gsr"], device="cpu", keep_mean=-1)
+
+
 def test_tiles_blend_without_seams():
     from apl import config as config_module
     from apl.models.factory import build
