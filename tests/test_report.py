@@ -276,6 +276,23 @@ def test_training_curves_draw_every_phase(made, tmp_path):
         figures.training_curves([made["results"] / "runs" / "ufat" / "gws_O9" / "losses.csv"], tmp_path / "t.png")
 
 
+def test_training_curves_phase_names_never_overlap():
+    """Three short G_ws phases beside a long Single G_ws (the real-data profile's panel (d)): each short phase's
+    name shrinks to fit its span, and no two names overlap."""
+    def frame(steps):
+        return pd.DataFrame({"step": range(steps), "epoch": [i // 10 for i in range(steps)],
+                             "prior": np.linspace(1.0, 0.5, steps)})
+    stages = [("guard", f"gws_O{n}", frame(250)) for n in (1, 2, 3)] + [("guard", "single_gws", frame(4000))]
+    fig = figures.draw_training_curves(stages)
+    axis = next(a for a in fig.get_axes() if a.get_title().startswith("(d)"))
+    renderer = fig.canvas.get_renderer()
+    names = [t for t in axis.texts if t.get_text()]
+    boxes = sorted((t.get_window_extent(renderer) for t in names), key=lambda box: box.x0)
+    assert [t.get_text() for t in names] == ["O1", "O2", "O3", "Single G$_{ws}$"]
+    assert all(left.x1 <= right.x0 for left, right in zip(boxes, boxes[1:]))
+    plt.close(fig)
+
+
 # ------------------------------------------------------------------------------------------------- report
 def test_report_has_tables_figures_deviations_and_provenance(made, test_config, tmp_path):
     results = tmp_path / "results"

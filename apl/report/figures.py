@@ -355,6 +355,7 @@ def draw_training_curves(stages: list[tuple[str, str, pd.DataFrame]]):
               "adv": "(c) Generator adversarial loss", "prior": "(d) G_ws prior loss (Eq. 7)"}
     offsets = {key: 0 for key in panels}
     seen = {key: [] for key in panels}   # values drawn per panel, for robust axis limits
+    labels = {key: [] for key in panels}  # (first step, steps, phase name, colour) over each phase's span
     colors = {"gws": "#1f77b4", "gsr": "#d62728", "pretrain": "#2ca02c", "single_gws": "#9467bd",
               "single_gsr": "#8c564b"}
     main_run = stages[0][0]
@@ -383,11 +384,9 @@ def draw_training_curves(stages: list[tuple[str, str, pd.DataFrame]]):
                                    marker="x", markersize=3, label=None if accuracy_drawn else
                                    "D's balanced accuracy, training batches (epoch means)")
                 accuracy_drawn = True
-            name = PHASE_NAMES.get(stage, stage)
             axis.axvspan(offsets[key], offsets[key] + len(frame), color=color, alpha=0.05)
             axis.axvline(offsets[key], color="#bdbdbd", linewidth=0.8)
-            axis.text(offsets[key] + len(frame) / 2, 1.0, name, transform=axis.get_xaxis_transform(), ha="center",
-                      va="bottom", fontsize=8, rotation=0, color=color)
+            labels[key].append((offsets[key], len(frame), PHASE_NAMES.get(stage, stage), color))
             offsets[key] += len(frame)
     if accuracy_drawn:
         accuracy_axis.set(ylim=(0, 1.05), ylabel="D's balanced accuracy")
@@ -411,7 +410,21 @@ def draw_training_curves(stages: list[tuple[str, str, pd.DataFrame]]):
                       transform=axis.transAxes, color="#757575")
     fig.suptitle(f"Training losses per phase (run {main_run}; thin: every step, thick: epoch means)", fontsize=12)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
+    for key, axis in panels.items():   # once the axes have their final size: narrow phases get short names
+        _label_phases(axis, labels[key])
     return fig
+
+
+def _label_phases(axis, labels: list[tuple[int, int, str, str]]) -> None:
+    """Each phase's name over the middle of its span; where it is wider than the span (a short phase beside a long
+    one), only its last word ("O2"), so neighbouring names never overlap."""
+    renderer = axis.figure.canvas.get_renderer()
+    for start, steps, name, color in labels:
+        text = axis.text(start + steps / 2, 1.0, name, transform=axis.get_xaxis_transform(), ha="center",
+                         va="bottom", fontsize=8, color=color)
+        left, right = axis.transData.transform([(start, 0), (start + steps, 0)])[:, 0]
+        if text.get_window_extent(renderer).width > right - left:
+            text.set_text(name.split()[-1])
 
 
 # --------------------------------------------------------------------------------------------- the probe
