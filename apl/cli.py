@@ -202,7 +202,7 @@ def cmd_budget(args):
 
 
 def cmd_predict(args):
-    from apl.predict import KEEP_MEAN_SIGMA, Model, collect_inputs, parse_resolution, predict_photos
+    from apl.predict import Model, collect_inputs, parse_resolution, predict_photos
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
@@ -211,9 +211,8 @@ def cmd_predict(args):
         args.weights = deblurrer_path() if args.task == "deblur" else detector_path()
     # Self-describing weights carry their config; -c is only read for weights saved before they did.
     config = config_module.load(args.config) if args.config else None
-    keep_mean = KEEP_MEAN_SIGMA if args.keep_mean is None else args.keep_mean
     model = Model(args.weights, config, device=args.device, resolution=parse_resolution(args.resolution),
-                  tile=args.tile, overlap=args.overlap, keep_mean=keep_mean)
+                  tile=args.tile, overlap=args.overlap, keep_mean=args.keep_mean)
     if args.config and "config" in model.meta:
         logging.getLogger("apl").info("%s records the config it was trained with; -c is not needed and was not used",
                                       args.weights)
@@ -477,7 +476,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-mean", type=float, default=None, metavar="SIGMA",
                    help="deblur: G_sr's change keeps the photo's local mean colour (blur never moves it): its "
                         "Gaussian low-pass of SIGMA px where G_sr runs is removed, and with it any colour cast "
-                        "(default: apl.predict.KEEP_MEAN_SIGMA, 8 px); 0: G_sr's output as it is, the paper's composite")
+                        "(default: apl.predict.KEEP_MEAN_SIGMA, 8 px; 0 for the authors' imported weights, whose own "
+                        "output apl reproduces); 0: G_sr's output as it is, the paper's composite")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = add("export-model", cmd_export_model, "the default detector apl predict ships: the candidate with the best "
             "validation score, G_ws only, large tensors float16 (docs/model.md; make model)")

@@ -234,11 +234,10 @@ class Model:
 
     def __init__(self, weights: str | Path, config: dict | None = None, device: str = "auto",
                  resolution: str | int = "auto", tile: int = 512, overlap: int = 128,
-                 keep_mean: float = KEEP_MEAN_SIGMA):
+                 keep_mean: float | None = None):
         self.weights = Path(weights)
-        if keep_mean < 0:
+        if keep_mean is not None and keep_mean < 0:
             raise ValueError(f"--keep-mean must be 0 (off) or a Gaussian sigma in pixels, got {keep_mean}")
-        self.keep_mean = float(keep_mean)
         states, self.meta, config = checkpoint.load_weights(self.weights, config)
         # an exported deblurrer runs with the exported detector beside it (apl.pretrained): its G_ws, its scale
         detector = companion_detector(self.weights, self.meta)
@@ -276,6 +275,9 @@ class Model:
         if self.resample not in RESAMPLING or self.output_rule not in ("paper", "release"):
             raise checkpoint.WeightsError(f"{self.weights} asks for resize {self.resample!r} / output "
                                           f"{self.output_rule!r}, which this apl does not know; update apl")
+        # the authors' imported weights reproduce their own output unless asked otherwise
+        self.keep_mean = float(keep_mean if keep_mean is not None else
+                               0.0 if self.output_rule == "release" else KEEP_MEAN_SIGMA)
         if self.meta.get("resolution", resolution) != resolution:
             log.warning("%s is defined at --resolution %s (%dx%d); running at %s goes beyond what it computes",
                         self.weights, self.meta["resolution"], self.train_size, self.train_size, resolution)

@@ -31,7 +31,7 @@ from scipy.ndimage import gaussian_filter
 from apl.data.layout import pick_stems
 from apl.io import read_mask
 from apl.data.scale import resize_image
-from apl.predict import KEEP_MEAN_SIGMA, Model, Upsampler, parse_resolution, read_photo
+from apl.predict import Model, Upsampler, parse_resolution, read_photo
 from apl.pretrained import INTERIOR_PX, deblurred, deblurring_scores, laplacian_energy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,8 +180,9 @@ def main() -> None:
     parser.add_argument("--passes", type=int, nargs="+", default=None, metavar="SIDE",
                         help="G_sr run once at each longer side, each pass on the previous output (e.g. 640 640); "
                              "replaces the deblurrer's own scale")
-    parser.add_argument("--keep-mean", type=float, nargs="+", default=[KEEP_MEAN_SIGMA], metavar="SIGMA",
-                        help="apl predict's --keep-mean, each value a row (0: G_sr's change as it is, with its cast)")
+    parser.add_argument("--keep-mean", type=float, nargs="+", default=[None], metavar="SIGMA",
+                        help="apl predict's --keep-mean, each value a row (default: apl predict's; 0: G_sr's change as "
+                             "it is, with its cast)")
     parser.add_argument("--bands", action="store_true",
                         help="also where the CUHK photographs' defocused Laplacian energy lies: its share and the "
                              "output's ratio by distance from the in-focus regions")
@@ -227,7 +228,7 @@ def main() -> None:
                 rule = " (R upsampled, before issue 30)" if upsample_r else ""
                 rule += f", passes at {' then '.join(map(str, args.passes))} px" if args.passes else ""
                 rule += {"gws": "", "gt": ", GT mask as the map", "zeros": ", M = 0"}[args.map]
-                rule += f", --keep-mean {keep_mean:g}" if args.keep_mean != [KEEP_MEAN_SIGMA] else ""
+                rule += f", --keep-mean {keep_mean:g}" if args.keep_mean != [None] else ""
                 print(f"| {weights} | {resolution}{rule} | {np.mean(gains):+.2f} | {np.mean(ssims):+.4f} | "
                       f"{real['sharpness']:.2f}x | {real['sharpness_interior']:.2f}x | {real['in_focus_change']:.2f} | "
                       f"{real['colour_shift']:.2f} |", flush=True)
