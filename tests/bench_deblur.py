@@ -32,7 +32,8 @@ from apl.data.layout import pick_stems
 from apl.io import read_mask
 from apl.data.scale import resize_image
 from apl.predict import Model, Upsampler, parse_resolution, read_photo
-from apl.pretrained import INTERIOR_PX, deblurred, deblurring_scores, laplacian_energy
+from apl.pretrained import (INTERIOR_PX, deblurred, deblurring_scores, distance_from_focus, laplacian_energy,
+                            laplacian_squared)
 
 ROOT = Path(__file__).resolve().parents[1]
 CUHK = ROOT.parent / "shared" / "datasets" / "cuhk"
@@ -109,12 +110,11 @@ BANDS = (0, 2, 4, 8, 16)   # px from the nearest in-focus pixel
 def energy_bands(model: Model, photos: list[np.ndarray], masks: list[np.ndarray], deblur) -> str:
     """A table of the defocused regions by distance from the in-focus ones: share of their area and of the
     input's Laplacian energy there, and the output's energy over the input's."""
-    from scipy.ndimage import distance_transform_edt
     edges = (*BANDS, np.inf)
     totals = np.zeros((len(BANDS), 3))   # area, input energy, output energy
     for photo, mask in zip(photos, masks):
         out = deblur(model, photo)
-        distance = distance_transform_edt(mask < 0.5)
+        distance = distance_from_focus(mask)
         for row, (near, far) in enumerate(zip(edges[:-1], edges[1:])):
             band = (distance > near) & (distance <= far)
             totals[row] += band.sum(), laplacian_energy(photo, band), laplacian_energy(out, band)
@@ -133,11 +133,10 @@ CROP = 112
 def crop_windows(photos: list[np.ndarray], masks: list[np.ndarray]) -> list[tuple[int, int]]:
     """(top, left) of the CROP x CROP window with the most Laplacian energy at least 16 px inside each
     photograph's defocused region."""
-    from scipy.ndimage import distance_transform_edt, laplace, uniform_filter
+    from scipy.ndimage import uniform_filter
     corners = []
     for photo, mask in zip(photos, masks):
-        inside = distance_transform_edt(mask < 0.5) > 16
-        energy = uniform_filter(laplace(photo.astype(float).mean(axis=2)) ** 2 * inside, CROP)
+        energy = uniform_filter(laplacian_squared(photo) * (distance_from_focus(mask) > 16), CROP)
         half = CROP // 2
         valid = energy[half:photo.shape[0] - half, half:photo.shape[1] - half]
         top, left = np.unravel_index(np.argmax(valid), valid.shape)
@@ -200,7 +199,7 @@ def main() -> None:
     photos = cuhk_photos(args.cuhk, args.count, args.validation)
     from skimage.metrics import structural_similarity
     shown = photos[0][:4]
-    corners = crop_windows(shown, photos[1][:4])
+    corners = crop_windows(shown, photos[1][:4]) if args.crops else []
 
     def crops(images):
         return [image[top:top + CROP, left:left + CROP] for image, (top, left) in zip(images, corners)]
@@ -222,8 +221,13 @@ def main() -> None:
                     ssims.append(structural_similarity(out, sharp, channel_axis=2)
                                  - structural_similarity(blurred, sharp, channel_axis=2))
                 maps = {id(photo): mask if args.map == "gt" else np.zeros_like(mask) for photo, mask in zip(*photos)}
-                def run(m, p, upsample_r=upsample_r):
-                    return deblur(m if args.map == "gws" else given_map(m, p, maps[id(p)]), p, upsample_r, args.passes)
+                outputs = {}   # each photo deblurred once for this row: the scores, the bands and the crops share it
+
+                def run(m, p, upsample_r=upsample_r, outputs=outputs):
+                    if id(p) not in outputs:
+                        outputs[id(p)] = deblur(m if args.map == "gws" else given_map(m, p, maps[id(p)]), p,
+                                                upsample_r, args.passes)
+                    return outputs[id(p)]
                 real = deblurring_scores(model, *photos, deblur=run)
                 rule = " (R upsampled, before issue 30)" if upsample_r else ""
                 rule += f", passes at {' then '.join(map(str, args.passes))} px" if args.passes else ""

@@ -121,6 +121,8 @@ def test_deblurring_scores_known_cases():
     sharper = deblurring_scores(object(), [photo], [mask], deblur=sharpen_interior)
     assert sharper["sharpness_interior"] > 2 and 1 < sharper["sharpness"] < sharper["sharpness_interior"]
     assert sharper["in_focus_change"] == 0.0
+    blurred_all = deblurring_scores(object(), [photo], [np.zeros((64, 64))], deblur=sharpen_interior)
+    assert blurred_all["sharpness_interior"] == blurred_all["sharpness"] > 1   # no in-focus pixel: all interior
 
 
 SIDES = (320, 480)   # working scales the export tests try (the CLI's default: WORKING_SIDES, five of them)

@@ -199,12 +199,27 @@ def deblurred(model, photo: np.ndarray) -> np.ndarray:
     return full_size_outputs(photo, focus, restoration, want_map=False, want_overlay=False)["deblurred"]
 
 
-def laplacian_energy(photo: np.ndarray, region: np.ndarray | None = None) -> float:
-    """The sum of the squared Laplacian of a photo's grey level (uint8 RGB), over `region` (boolean) or all of it:
-    the sharpness yardstick of the deblurring benchmarks."""
+def laplacian_squared(photo: np.ndarray) -> np.ndarray:
+    """The squared Laplacian of a photo's grey level (uint8 RGB), per pixel."""
     from scipy.ndimage import laplace
-    response = laplace(photo.astype(np.float64).mean(axis=2)) ** 2
+    return laplace(photo.astype(np.float64).mean(axis=2)) ** 2
+
+
+def laplacian_energy(photo: np.ndarray, region: np.ndarray | None = None) -> float:
+    """The sum of laplacian_squared over `region` (boolean) or all of the photo: the sharpness yardstick of the
+    deblurring benchmarks."""
+    response = laplacian_squared(photo)
     return float(np.sum(response if region is None else response[region]))
+
+
+def distance_from_focus(mask: np.ndarray) -> np.ndarray:
+    """Each pixel's distance in pixels to the nearest in-focus one (mask: 1 = in focus; 0 on in-focus pixels),
+    infinite everywhere when the mask has none."""
+    from scipy.ndimage import distance_transform_edt
+    sharp = mask >= 0.5
+    if not sharp.any():
+        return np.full(mask.shape, np.inf)
+    return distance_transform_edt(~sharp)
 
 
 def deblurring_scores(model, photos: list[np.ndarray], masks: list[np.ndarray], deblur=deblurred) -> dict[str, float]:
@@ -212,7 +227,6 @@ def deblurring_scores(model, photos: list[np.ndarray], masks: list[np.ndarray], 
     (1 = in focus): the Laplacian energy of the output over the input's in the defocused regions (> 1: sharper),
     the same in their interior (farther than INTERIOR_PX from an in-focus pixel), the mean absolute change of the
     in-focus regions and the largest mean shift of a colour channel (8-bit levels)."""
-    from scipy.ndimage import distance_transform_edt
     if isinstance(model, (str, Path)):
         from apl.predict import Model
         model = Model(model, device="cpu")
@@ -221,7 +235,7 @@ def deblurring_scores(model, photos: list[np.ndarray], masks: list[np.ndarray], 
     for photo, mask in zip(photos, masks):
         out = deblur(model, photo)
         sharp = mask >= 0.5
-        interior = distance_transform_edt(~sharp) > INTERIOR_PX if sharp.any() else ~sharp
+        interior = distance_from_focus(mask) > INTERIOR_PX
         for row, region in enumerate((~sharp, interior)):
             energy[row] += laplacian_energy(photo, region), laplacian_energy(out, region)
         difference = out.astype(np.float64) - photo
